@@ -34,7 +34,7 @@ typedef struct uvc_loop_s {
 #define UVC_EV_GETNAMEINFO ...
 
 uvc_loop_t* uvc_loop_new(int* err);
-int uvc_loop_close(uvc_loop_t* loop);
+int uvc_loop_close(uvc_loop_t* loop, int64_t* stats);
 int uvc_loop_fork(uvc_loop_t* loop);
 int uvc_run(uvc_loop_t* loop, int mode);
 uint64_t uvc_now(uvc_loop_t* loop);

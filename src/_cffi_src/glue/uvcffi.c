@@ -79,17 +79,22 @@ static void uvc__close_cb(uv_handle_t* h) {
 }
 
 static void uvc__walk_close(uv_handle_t* h, void* arg) {
-  (void) arg;
-  if (!uv_is_closing(h)) uv_close(h, uvc__close_cb);
+  if (!uv_is_closing(h)) {
+    uv_close(h, uvc__close_cb);
+    if (arg != NULL) (*(int64_t*) arg)++;
+  }
 }
 
 /* Closes every handle still open, runs the loop until libuv has called every close
  * callback and finished every request, then frees the loop.  Requests on the thread pool
  * (getaddrinfo) cannot be interrupted once they started, so this may wait for them; it
- * does so without the GIL.  Returns 0, or a libuv error if uv_loop_close still refuses. */
-static int uvc_loop_close(uvc_loop_t* l) {
+ * does so without the GIL.  `stats` receives, in order: handles opened, handles closed,
+ * handles that were still open (closed here by the walk), requests started, requests
+ * finished.  Returns 0, or a libuv error if uv_loop_close still refuses. */
+static int uvc_loop_close(uvc_loop_t* l, int64_t* stats) {
   int r;
-  uv_walk(&l->uv, uvc__walk_close, NULL);
+  int64_t forgotten = 0;
+  uv_walk(&l->uv, uvc__walk_close, &forgotten);
   for (;;) {
     l->nevents = 0;
 #ifndef PYPY_VERSION
@@ -103,8 +108,13 @@ static int uvc_loop_close(uvc_loop_t* l) {
 #endif
     r = uv_loop_close(&l->uv);
     if (r != UV_EBUSY) break;
-    uv_walk(&l->uv, uvc__walk_close, NULL);
+    uv_walk(&l->uv, uvc__walk_close, &forgotten);
   }
+  stats[0] = l->handles_opened;
+  stats[1] = l->handles_closed;
+  stats[2] = forgotten;
+  stats[3] = l->requests_started;
+  stats[4] = l->requests_finished;
   free(l->events);
   free(l);
   return r;

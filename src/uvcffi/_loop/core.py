@@ -1,0 +1,633 @@
+"""The scheduling core: one loop iteration, the ready queue, timers and thread wake-ups.
+
+How asyncio's loop maps onto libuv
+----------------------------------
+asyncio's loop is a ready queue (callbacks to run now), a set of timers, and a way to
+wait for I/O.  Here the ready queue is a Python ``deque`` of Handles, the timers live in
+libuv's C heap (one pooled ``uv_timer_t`` per pending ``call_at``), and waiting for I/O is
+``uv_run``.  One iteration (:meth:`LoopCore._run_once`) is:
+
+1. ``uv_run(NOWAIT)`` if anything is ready (or the loop is stopping), else
+   ``uv_run(ONCE)``, which sleeps in epoll -- without the GIL -- until the first timer is
+   due or some handle has an event.  libuv runs its phases inside that call (pending, idle,
+   prepare, poll for I/O, check, close callbacks, timers); our C callbacks only queue
+   events, so no Python code runs on libuv's stack and no phase can be re-entered.
+2. The batch of events is dispatched: I/O and wake-up events first, in libuv's order,
+   then due timers, each appended to the ready queue -- the same order in which asyncio's
+   selector loop appends "I/O callbacks, then expired timers".
+3. The callbacks that were ready when the iteration began, plus those just appended, run
+   in FIFO order; callbacks they schedule wait for the next iteration.
+
+Nothing ever blocks in ``uv_run`` while work is ready, and nothing spins when there is
+none: an iteration with an empty ready queue always sleeps until libuv has something.
+
+Why timers can fire "early" and what is done about it
+-----------------------------------------------------
+libuv measures due times against its cached loop time, in whole milliseconds, possibly
+from a coarse clock; ``loop.time()`` is ``time.monotonic()``, as in asyncio.  A delay is
+therefore rounded *up* to whole milliseconds, and a timer that libuv fires before its
+``when`` (by ``time.monotonic()``) is re-armed for the remainder instead of running: a
+callback never runs before its deadline as ``loop.time()`` sees it.
+
+Wake-ups from other threads
+---------------------------
+``call_soon_threadsafe`` appends to the ready deque (an atomic operation) and calls
+``uv_async_send``, which makes a sleeping ``uv_run`` return.  The send is thread-safe and
+cheap when a wake-up is already pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextvars
+import logging
+import math
+import os
+import sys
+import threading
+import time
+import traceback
+import warnings
+import weakref
+from asyncio import events as _events
+from typing import Any, Awaitable, Callable, Generator, TypeVar
+
+from .._futures import Future
+from .._tasks import Task
+from .._uv.async_ import UVAsync
+from .._uv.loop import (
+    EV_CLOSED,
+    EV_TIMER,
+    RUN_NOWAIT,
+    RUN_ONCE,
+    UVLoop,
+)
+from .._uv.timer import TimerPool
+from .handles import Handle, TimerHandle
+
+logger = logging.getLogger("asyncio")
+
+_T = TypeVar("_T")
+
+_monotonic = time.monotonic
+_ceil = math.ceil
+# libuv adds the timeout to its loop time in uint64 milliseconds; far-future deadlines
+# (including float("inf")) are clamped to a due time that will never come.
+_MAX_TIMEOUT_MS = 1 << 60
+
+
+def _debug_from_environment() -> bool:
+    """asyncio's rule: -X dev, or PYTHONASYNCIODEBUG set (unless -E)."""
+    return sys.flags.dev_mode or (
+        not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG"))
+    )
+
+
+def _noop() -> None:
+    pass
+
+
+def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        exc = fut.exception()
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            # The loop is about to stop anyway, with the exception propagating out.
+            return
+    fut.get_loop().stop()
+
+
+class LoopCore(asyncio.AbstractEventLoop):
+    """Scheduling, running and the loop-wide policies (exceptions, debug, async gens)."""
+
+    def __init__(self, *, stdlib_futures: bool = False) -> None:
+        self._uv = UVLoop()
+        self._timers = TimerPool(self._uv)
+        self._ready: collections.deque[Handle | TimerHandle] = collections.deque()
+        self._closed = False
+        self._stopping = False
+        self._thread_id: int | None = None
+        self._debug = _debug_from_environment()
+        self.slow_callback_duration = 0.1
+        self._current_handle: Any = None
+        self._exception_handler: Callable[..., object] | None = None
+        self._task_factory: Callable[..., Any] | None = None
+        self._asyncgens: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._asyncgens_shutdown_called = False
+        self._executor_shutdown_called = False
+        self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._coroutine_origin_tracking_enabled = False
+        self._coroutine_origin_tracking_saved_depth: int | None = None
+        # Futures and tasks are ours unless the user asks for the stdlib's (C) classes.
+        self._future_class: Any = asyncio.Future if stdlib_futures else Future
+        self._task_class: Any = asyncio.Task if stdlib_futures else Task
+        # The one handle that always keeps uv_run(ONCE) able to sleep and be woken.
+        self._wakeup = UVAsync(self._uv, _noop)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} running={self.is_running()} "
+            f"closed={self.is_closed()} debug={self.get_debug()}>"
+        )
+
+    # ------------------------------------------------------------------------------------
+    # Running and stopping
+    # ------------------------------------------------------------------------------------
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+
+    def _check_running(self) -> None:
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")
+        if _events._get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+
+    def _check_thread(self) -> None:
+        """In debug mode, non-thread-safe methods refuse to run from another thread."""
+        if self._thread_id is None:
+            return
+        if threading.get_ident() != self._thread_id:
+            raise RuntimeError(
+                "Non-thread-safe operation invoked on an event loop other than the current one"
+            )
+
+    def _check_callback(self, callback: Any, method: str) -> None:
+        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+            raise TypeError(f"coroutines cannot be used with {method}()")
+        if not callable(callback):
+            raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+
+    def run_forever(self) -> None:
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        self._thread_id = threading.get_ident()
+        sys.set_asyncgen_hooks(
+            firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
+        )
+        wakeup_state = self._signals_enter_run()
+        try:
+            _events._set_running_loop(self)
+            while True:
+                self._run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._stopping = False
+            self._thread_id = None
+            _events._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*old_agen_hooks)
+            self._signals_leave_run(wakeup_state)
+
+    def run_until_complete(self, future: Awaitable[_T]) -> _T:
+        self._check_closed()
+        self._check_running()
+        new_task = not asyncio.isfuture(future)
+        fut: Any = asyncio.ensure_future(future, loop=self)
+        if new_task:
+            # An exception raised by a task we created is the caller's to see; don't also
+            # log it as never retrieved.
+            fut._log_destroy_pending = False
+        fut.add_done_callback(_run_until_complete_cb)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and fut.done() and not fut.cancelled():
+                # The exception (e.g. KeyboardInterrupt) propagates; mark it retrieved.
+                fut.exception()
+            raise
+        finally:
+            fut.remove_done_callback(_run_until_complete_cb)
+        if not fut.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return fut.result()  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def is_running(self) -> bool:
+        return self._thread_id is not None
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        if self._debug:
+            logger.debug("Close %r", self)
+        self._closed = True
+        self._ready.clear()
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is not None:
+            self._default_executor = None
+            executor.shutdown(wait=False)
+        self._signals_close()
+        self._close_uv()
+
+    def _close_uv(self) -> None:
+        """Free every libuv resource; see docs/design.md, "Shutdown"."""
+        # Timers still armed belong to TimerHandles users may still hold and cancel():
+        # detach them first, so a late cancel() cannot touch freed memory.
+        for obj in self._uv.objects:
+            if isinstance(obj, TimerHandle):
+                obj._timer = None
+                obj._scheduled = False
+        self._timers.clear()
+        self._wakeup.close()
+        self._uv_close_stats = self._uv.close()
+
+    def _uv_handle_stats(self) -> dict[str, int]:
+        """Handle counters, for leak checks: ``live`` excludes the loop's own handles."""
+        counters = self._uv.counters()
+        open_handles = counters["handles_opened"] - counters["handles_closed"]
+        internal = self._internal_handle_count() + len(self._timers._free)
+        return {**counters, "open": open_handles, "live": open_handles - internal}
+
+    def _internal_handle_count(self) -> int:
+        return 0 if self._wakeup.closed else 1
+
+    # ------------------------------------------------------------------------------------
+    # One iteration
+    # ------------------------------------------------------------------------------------
+
+    def _run_once(self) -> None:
+        ready = self._ready
+        events = self._uv.run(RUN_NOWAIT if (ready or self._stopping) else RUN_ONCE)
+        if events:
+            self._dispatch(events)
+        ntodo = len(ready)
+        popleft = ready.popleft
+        if self._debug:
+            for _ in range(ntodo):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                try:
+                    self._current_handle = handle
+                    t0 = _monotonic()
+                    handle._run()
+                    dt = _monotonic() - t0
+                    if dt >= self.slow_callback_duration:
+                        logger.warning(
+                            "Executing %s took %.3f seconds", _format_handle(handle), dt
+                        )
+                finally:
+                    self._current_handle = None
+        else:
+            for _ in range(ntodo):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                handle._run()
+
+    def _dispatch(self, events: list[int]) -> None:
+        """Turn one batch of libuv events into ready callbacks (no user code runs here)."""
+        uv = self._uv
+        objects = uv.objects
+        free_ids = uv.free_ids
+        ready_append = self._ready.append
+        timers_put = self._timers.put
+        now = -1.0
+        for i in range(0, len(events), 4):
+            kind = events[i]
+            oid = events[i + 1]
+            obj = objects[oid]
+            if obj is None:
+                continue  # cannot happen by the id rules in _uv/loop.py; never crash on it
+            if kind == EV_TIMER:
+                # A one-shot timer is stopped by libuv before its callback: this was its
+                # last event, so its id and its uv_timer_t are free again.
+                objects[oid] = None
+                free_ids.append(oid)
+                timers_put(obj._timer)
+                obj._timer = None
+                if now < 0.0:
+                    now = _monotonic()
+                if obj._when > now:
+                    self._arm_timer(obj, now)
+                else:
+                    obj._scheduled = False
+                    ready_append(obj)
+            elif kind == EV_CLOSED:
+                objects[oid] = None
+                free_ids.append(oid)
+                obj._on_closed()
+            else:
+                obj._on_event(kind, events[i + 2], events[i + 3])
+
+    # ------------------------------------------------------------------------------------
+    # Scheduling
+    # ------------------------------------------------------------------------------------
+
+    def call_soon(
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_soon")
+        handle = Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_callback(callback, "call_soon_threadsafe")
+        handle = Handle(callback, args, self, context)
+        self._ready.append(handle)
+        self._write_to_self()
+        return handle
+
+    def _write_to_self(self) -> None:
+        """Wake the loop if it sleeps in uv_run; safe from any thread."""
+        try:
+            self._wakeup.send()
+        except RuntimeError:
+            pass  # closed concurrently: there is nothing left to wake
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        return self.call_at(_monotonic() + delay, callback, *args, context=context)
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+        timer = TimerHandle(when, callback, args, self, context)
+        self._arm_timer(timer, _monotonic())
+        return timer
+
+    def _arm_timer(self, timer: TimerHandle, now: float) -> None:
+        delay = timer._when - now
+        if delay <= 0.0:
+            ms = 0
+        elif delay < 1e15:
+            ms = _ceil(delay * 1000.0)
+        else:
+            ms = _MAX_TIMEOUT_MS
+        tid = self._uv.register(timer)
+        timer._tid = tid
+        timer._timer = self._timers.start(tid, ms)
+        timer._scheduled = True
+
+    def _timer_handle_cancelled(self, timer: Any) -> None:
+        """Called by TimerHandle.cancel() while its libuv timer is armed."""
+        ptr = timer._timer
+        timer._timer = None
+        timer._scheduled = False
+        self._timers.stop(ptr)
+        self._uv.release(timer._tid)
+
+    def time(self) -> float:
+        return _monotonic()
+
+    # ------------------------------------------------------------------------------------
+    # Futures and tasks
+    # ------------------------------------------------------------------------------------
+
+    def create_future(self) -> Any:
+        return self._future_class(loop=self)
+
+    def create_task(
+        self,
+        coro: Generator[Any, None, _T] | Awaitable[_T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        self._check_closed()
+        if self._task_factory is None:
+            return self._task_class(coro, loop=self, name=name, context=context, **kwargs)
+        if context is not None:
+            kwargs["context"] = context
+        task = self._task_factory(self, coro, **kwargs)
+        if name is not None:
+            try:
+                task.set_name(name)
+            except AttributeError:
+                pass
+        return task
+
+    def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
+
+    def get_task_factory(self) -> Callable[..., Any] | None:
+        return self._task_factory
+
+    # ------------------------------------------------------------------------------------
+    # Error handling
+    # ------------------------------------------------------------------------------------
+
+    def get_exception_handler(self) -> Callable[..., object] | None:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: Callable[..., object] | None) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Log ``context`` to the "asyncio" logger the way asyncio's loop does."""
+        message = context.get("message") or "Unhandled exception in event loop"
+        exception = context.get("exception")
+        exc_info: Any = False
+        if exception is not None:
+            exc_info = (type(exception), exception, exception.__traceback__)
+        current = self._current_handle
+        if (
+            "source_traceback" not in context
+            and current is not None
+            and current._source_traceback
+        ):
+            context["handle_traceback"] = current._source_traceback
+        lines = [message]
+        for key in sorted(context):
+            if key in ("message", "exception"):
+                continue
+            value = context[key]
+            if key == "source_traceback":
+                text = "".join(traceback.format_list(value))
+                value = "Object created at (most recent call last):\n" + text.rstrip()
+            elif key == "handle_traceback":
+                text = "".join(traceback.format_list(value))
+                value = "Handle created at (most recent call last):\n" + text.rstrip()
+            else:
+                value = repr(value)
+            lines.append(f"{key}: {value}")
+        logger.error("\n".join(lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        if self._exception_handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                # The handler itself failed; don't let that escape into the loop.
+                logger.error("Exception in default exception handler", exc_info=True)
+            return
+        try:
+            handler_context = _context_of(context) if sys.version_info >= (3, 12) else None
+            if handler_context is not None:
+                handler_context.run(self._exception_handler, self, context)
+            else:
+                self._exception_handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            try:
+                self.default_exception_handler(
+                    {
+                        "message": "Unhandled error in exception handler",
+                        "exception": exc,
+                        "context": context,
+                    }
+                )
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error(
+                    "Exception in default exception handler while handling an unexpected "
+                    "error in custom exception handler",
+                    exc_info=True,
+                )
+
+    # ------------------------------------------------------------------------------------
+    # Debug mode
+    # ------------------------------------------------------------------------------------
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._debug = enabled
+        if self.is_running():
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)
+
+    def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
+        if bool(enabled) == bool(self._coroutine_origin_tracking_enabled):
+            return
+        if enabled:
+            self._coroutine_origin_tracking_saved_depth = (
+                sys.get_coroutine_origin_tracking_depth()
+            )
+            sys.set_coroutine_origin_tracking_depth(10)
+        else:
+            sys.set_coroutine_origin_tracking_depth(
+                self._coroutine_origin_tracking_saved_depth or 0
+            )
+        self._coroutine_origin_tracking_enabled = enabled
+
+    # ------------------------------------------------------------------------------------
+    # Asynchronous generators
+    # ------------------------------------------------------------------------------------
+
+    def _asyncgen_finalizer_hook(self, agen: Any) -> None:
+        self._asyncgens.discard(agen)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    def _asyncgen_firstiter_hook(self, agen: Any) -> None:
+        if self._asyncgens_shutdown_called:
+            warnings.warn(
+                f"asynchronous generator {agen!r} was scheduled after "
+                "loop.shutdown_asyncgens() call",
+                ResourceWarning,
+                source=self,
+            )
+        self._asyncgens.add(agen)
+
+    async def shutdown_asyncgens(self) -> None:
+        """Close every async generator that is still open (``aclose()``), concurrently."""
+        self._asyncgens_shutdown_called = True
+        if not len(self._asyncgens):
+            return
+        closing = list(self._asyncgens)
+        self._asyncgens.clear()
+        results = await asyncio.gather(*[ag.aclose() for ag in closing], return_exceptions=True)
+        for result, agen in zip(results, closing):
+            if isinstance(result, Exception):
+                self.call_exception_handler(
+                    {
+                        "message": "an error occurred during closing of asynchronous "
+                        f"generator {agen!r}",
+                        "exception": result,
+                        "asyncgen": agen,
+                    }
+                )
+
+    # ------------------------------------------------------------------------------------
+    # Hooks for the service mixins (signals.py overrides them)
+    # ------------------------------------------------------------------------------------
+
+    def _signals_enter_run(self) -> Any:
+        return None
+
+    def _signals_leave_run(self, state: Any) -> None:
+        pass
+
+    def _signals_close(self) -> None:
+        pass
+
+
+def _context_of(context: dict[str, Any]) -> contextvars.Context | None:
+    """3.12+: the exception handler runs in the context of the object it is about."""
+    for key in ("task", "future", "handle"):
+        obj = context.get(key)
+        if obj is None:
+            continue
+        get_context = getattr(obj, "get_context", None)
+        if get_context is not None:
+            return get_context()  # type: ignore[no-any-return]
+        ctx = getattr(obj, "_context", None)
+        if isinstance(ctx, contextvars.Context):
+            return ctx
+    return None
+
+
+def _format_handle(handle: Any) -> str:
+    """A slow callback that is a task step is reported as the task."""
+    task = getattr(handle._callback, "__self__", None)
+    if isinstance(task, (asyncio.Task, Task)):
+        return repr(task)
+    return str(handle)

@@ -1,0 +1,13 @@
+"""Layer 1: libuv handles and requests, in libuv's vocabulary, knowing nothing of asyncio.
+
+One module per libuv handle type, each a thin Python wrapper over the glue in
+``src/_cffi_src/glue/uvcffi.c``:
+
+* ``loop``: :class:`UVLoop`, a libuv loop with its event queue and the registry that maps
+  the integer ids carried by events back to Python objects.
+* ``handle``: :class:`UVHandle`, the base class and its lifetime protocol.
+* ``timer``, ``async_``, ``poll``, ``signal``, ``loop_watcher`` (idle, check, prepare).
+* ``dns``: the getaddrinfo and getnameinfo requests.
+
+Nothing above this package touches ``ffi`` or ``lib``.
+"""

@@ -1,0 +1,162 @@
+"""The libuv loop, its event queue and the id registry.
+
+How events reach Python
+-----------------------
+libuv calls our C callbacks from inside ``uv_run``; each appends four integers
+``(kind, id, a, b)`` to the loop's queue and returns.  :meth:`UVLoop.run` runs one libuv
+iteration and hands back the whole batch as one flat list (one ``ffi.unpack``), which the
+caller walks in steps of :data:`EVENT_WIDTH`.
+
+``id`` is how C refers to Python objects: every handle or request gets an integer from
+:meth:`UVLoop.register`, stored in the C handle's ``data`` field, and ``objects[id]`` is
+the Python object that owns it.  Ids are plain list indexes with a free list, because a
+list lookup is the cheapest way from an integer back to an object (cheaper than
+``ffi.from_handle`` and with no per-object allocation).
+
+When an id may be reused
+------------------------
+An id must never be given to a new owner while libuv can still report an event carrying
+it.  For a handle that means: not before its close callback has run, i.e. not before the
+``CLOSED`` event is seen.  For a timer that fired (a one-shot timer is stopped by libuv
+before its callback) or a request that completed, the event just dispatched was the last
+one, so the id is free at once.  Because the dispatcher consumes a whole batch before any
+user code runs, there is never a stale event in flight when user code frees an id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import check
+from .._ffi import ffi, lib
+
+EVENT_WIDTH: int = lib.UVC_EV_WIDTH
+
+EV_CLOSED: int = lib.UVC_EV_CLOSED
+EV_TIMER: int = lib.UVC_EV_TIMER
+EV_ASYNC: int = lib.UVC_EV_ASYNC
+EV_POLL: int = lib.UVC_EV_POLL
+EV_SIGNAL: int = lib.UVC_EV_SIGNAL
+EV_IDLE: int = lib.UVC_EV_IDLE
+EV_CHECK: int = lib.UVC_EV_CHECK
+EV_PREPARE: int = lib.UVC_EV_PREPARE
+EV_GETADDRINFO: int = lib.UVC_EV_GETADDRINFO
+EV_GETNAMEINFO: int = lib.UVC_EV_GETNAMEINFO
+
+RUN_DEFAULT: int = lib.UV_RUN_DEFAULT
+RUN_ONCE: int = lib.UV_RUN_ONCE
+RUN_NOWAIT: int = lib.UV_RUN_NOWAIT
+
+_EMPTY: list[int] = []
+
+
+class UVLoop:
+    """A ``uv_loop_t`` (inside the glue's ``uvc_loop_t``) and its registry of ids.
+
+    ``objects`` and ``free_ids`` are public because the asyncio loop's dispatcher
+    manipulates them inline on its hot path; everyone else uses :meth:`register` and
+    :meth:`release`.
+    """
+
+    __slots__ = ("_ptr", "objects", "free_ids", "__weakref__")
+
+    def __init__(self) -> None:
+        err = ffi.new("int*")
+        ptr = lib.uvc_loop_new(err)
+        check(err[0])
+        self._ptr: Any = ptr
+        # Id 0 is never handed out, so a zeroed `data` field can never look valid.
+        self.objects: list[Any] = [None]
+        self.free_ids: list[int] = []
+
+    # -- ids ---------------------------------------------------------------------------
+
+    def register(self, obj: Any) -> int:
+        """Give ``obj`` an id; events carrying it will be dispatched to ``obj``."""
+        if self.free_ids:
+            oid = self.free_ids.pop()
+            self.objects[oid] = obj
+            return oid
+        self.objects.append(obj)
+        return len(self.objects) - 1
+
+    def release(self, oid: int) -> None:
+        """Free an id.  Only call this once no event for it can be pending (see above)."""
+        self.objects[oid] = None
+        self.free_ids.append(oid)
+
+    # -- running -------------------------------------------------------------------------
+
+    @property
+    def ptr(self) -> Any:
+        """The ``uvc_loop_t*`` for the handle modules of this package; None once closed."""
+        return self._ptr
+
+    @property
+    def closed(self) -> bool:
+        return self._ptr is None
+
+    def run(self, mode: int) -> list[int]:
+        """Run one libuv iteration; return its events as a flat list of ints.
+
+        ``RUN_ONCE`` blocks until something happens (releasing the GIL while it waits);
+        ``RUN_NOWAIT`` polls once without blocking.
+        """
+        ptr = self._ptr
+        n = lib.uvc_run(ptr, mode)
+        if n:
+            return ffi.unpack(ptr.events, n * EVENT_WIDTH)  # type: ignore[no-any-return]
+        return _EMPTY
+
+    def now(self) -> int:
+        """libuv's cached loop time in milliseconds (updated once per iteration)."""
+        return lib.uvc_now(self._ptr)  # type: ignore[no-any-return]
+
+    def update_time(self) -> None:
+        lib.uvc_update_time(self._ptr)
+
+    def fork(self) -> None:
+        """Re-initialise kernel state in a forked child (``uv_loop_fork``)."""
+        check(lib.uvc_loop_fork(self._ptr))
+
+    def counters(self) -> dict[str, int]:
+        """Handles opened/closed and requests started/finished over the loop's life."""
+        ptr = self._ptr
+        return {
+            "handles_opened": ptr.handles_opened,
+            "handles_closed": ptr.handles_closed,
+            "requests_started": ptr.requests_started,
+            "requests_finished": ptr.requests_finished,
+        }
+
+    def close(self) -> dict[str, int]:
+        """Close every handle, wait for every request, free the loop.
+
+        Returns the final counters: ``handles_opened``, ``handles_closed``,
+        ``handles_forgotten`` (still open when the loop closed, so closed here rather than by
+        their owner), ``requests_started`` and ``requests_finished``.  Tests use them to
+        check that nothing leaks.  The events produced while closing are discarded.
+        """
+        ptr = self._ptr
+        if ptr is None:
+            raise RuntimeError("UVLoop is already closed")
+        # Requests still queued for the thread pool are cancelled, or closing waits for them.
+        for obj in self.objects:
+            cancel = getattr(obj, "cancel_request", None)
+            if cancel is not None:
+                cancel()
+        self._ptr = None
+        stats = ffi.new("int64_t[5]")
+        check(lib.uvc_loop_close(ptr, stats))
+        self.objects = [None]
+        self.free_ids = []
+        return dict(zip(_CLOSE_STATS, stats))
+
+
+_CLOSE_STATS = (
+    "handles_opened",
+    "handles_closed",
+    "handles_forgotten",
+    "requests_started",
+    "requests_finished",
+)
