@@ -246,10 +246,17 @@ class LoopCore(asyncio.AbstractEventLoop):
         self._uv_close_stats = self._uv.close()
 
     def _uv_handle_stats(self) -> dict[str, int]:
-        """Handle counters, for leak checks: ``live`` excludes the loop's own handles."""
+        """Handle counters for leak checks.
+
+        ``open`` is every libuv handle not yet closed; ``live`` leaves out the loop's own
+        (the wake-up handles, pooled idle timers, and timers armed for TimerHandles that
+        are still pending), so after a test's work is done it must be 0: anything else is a
+        handle whose owner forgot to close it.
+        """
         counters = self._uv.counters()
         open_handles = counters["handles_opened"] - counters["handles_closed"]
-        internal = self._internal_handle_count() + len(self._timers._free)
+        armed = sum(1 for obj in self._uv.objects if isinstance(obj, TimerHandle))
+        internal = self._internal_handle_count() + len(self._timers._free) + armed
         return {**counters, "open": open_handles, "live": open_handles - internal}
 
     def _internal_handle_count(self) -> int:
@@ -340,6 +347,8 @@ class LoopCore(asyncio.AbstractEventLoop):
             self._check_thread()
             self._check_callback(callback, "call_soon")
         handle = Handle(callback, args, self, context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]  # the traceback ends at the caller's line
         self._ready.append(handle)
         return handle
 
@@ -354,6 +363,8 @@ class LoopCore(asyncio.AbstractEventLoop):
         if self._debug:
             self._check_callback(callback, "call_soon_threadsafe")
         handle = Handle(callback, args, self, context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]
         self._ready.append(handle)
         self._write_to_self()
         return handle
@@ -374,7 +385,10 @@ class LoopCore(asyncio.AbstractEventLoop):
     ) -> TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
-        return self.call_at(_monotonic() + delay, callback, *args, context=context)
+        timer = self.call_at(_monotonic() + delay, callback, *args, context=context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        return timer
 
     def call_at(
         self,
@@ -391,6 +405,8 @@ class LoopCore(asyncio.AbstractEventLoop):
             self._check_thread()
             self._check_callback(callback, "call_at")
         timer = TimerHandle(when, callback, args, self, context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
         self._arm_timer(timer, _monotonic())
         return timer
 

@@ -1,0 +1,370 @@
+"""call_soon, call_later/call_at, cancellation, ordering, time: run on both loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+
+import pytest
+
+
+def test_call_soon_runs_in_fifo_order_with_args(loop):
+    seen = []
+    for i in range(5):
+        loop.call_soon(seen.append, i)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_callbacks_scheduled_by_callbacks_run_next_iteration(loop):
+    seen = []
+
+    def first():
+        seen.append("first")
+        loop.call_soon(seen.append, "scheduled-by-first")
+
+    loop.call_soon(first)
+    loop.call_soon(seen.append, "second")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    # stop() ends the loop after the current batch, which did not include the new one.
+    assert seen == ["first", "second"]
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["first", "second", "scheduled-by-first"]
+
+
+def test_call_soon_returns_cancellable_handle(loop):
+    seen = []
+    handle = loop.call_soon(seen.append, "x")
+    assert isinstance(handle, asyncio.Handle)
+    assert not handle.cancelled()
+    handle.cancel()
+    assert handle.cancelled()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == []
+
+
+def test_call_soon_context(loop):
+    var = contextvars.ContextVar("var", default="default")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "in-ctx")
+    seen = []
+    loop.call_soon(lambda: seen.append(var.get()), context=ctx)
+    loop.call_soon(lambda: seen.append(var.get()))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["in-ctx", "default"]
+
+
+def test_call_later_orders_by_deadline(loop):
+    seen = []
+    loop.call_later(0.03, seen.append, 3)
+    loop.call_later(0.01, seen.append, 1)
+    loop.call_later(0.02, seen.append, 2)
+    loop.call_later(0.04, loop.stop)
+    loop.run_forever()
+    assert seen == [1, 2, 3]
+
+
+def test_timers_with_equal_deadline_all_run(loop):
+    # asyncio documents the order of callbacks due at exactly the same time as undefined.
+    seen = []
+    when = loop.time() + 0.01
+    for i in range(20):
+        loop.call_at(when, seen.append, i)
+    loop.call_at(when + 0.01, loop.stop)
+    loop.run_forever()
+    assert sorted(seen) == list(range(20))
+
+
+def test_timer_never_runs_before_its_deadline(loop):
+    late = []
+
+    def check(when):
+        late.append(loop.time() - when)
+
+    for i in range(50):
+        delay = (i % 7) * 0.0013
+        h = loop.call_later(delay, lambda: None)
+        loop.call_at(h.when(), check, h.when())
+    loop.call_later(0.05, loop.stop)
+    loop.run_forever()
+    assert len(late) == 50
+    assert min(late) >= 0.0
+
+
+def test_call_later_timing(loop):
+    t0 = loop.time()
+    fired = []
+    loop.call_later(0.1, lambda: (fired.append(loop.time()), loop.stop()))
+    loop.run_forever()
+    assert fired and 0.1 <= fired[0] - t0 < 1.0
+
+
+def test_call_at_and_when(loop):
+    when = loop.time() + 0.01
+    handle = loop.call_at(when, loop.stop)
+    assert isinstance(handle, asyncio.TimerHandle)
+    assert handle.when() == when
+    loop.run_forever()
+    assert loop.time() >= when
+
+
+def test_cancelled_timer_does_not_run(loop):
+    seen = []
+    h = loop.call_later(0.01, seen.append, "cancelled")
+    loop.call_later(0.01, seen.append, "kept")
+    h.cancel()
+    h.cancel()  # twice is fine
+    assert h.cancelled()
+    loop.call_later(0.03, loop.stop)
+    loop.run_forever()
+    assert seen == ["kept"]
+
+
+def test_timer_cancelled_by_earlier_callback_in_same_iteration(loop):
+    seen = []
+    when = loop.time() + 0.01
+    victim = None
+
+    def killer():
+        seen.append("killer")
+        victim.cancel()
+
+    loop.call_at(when, killer)
+    victim = loop.call_at(when, seen.append, "victim")
+    loop.call_at(when + 0.02, loop.stop)
+    loop.run_forever()
+    assert seen == ["killer"]
+
+
+def test_many_timers_scheduled_and_cancelled(loop):
+    seen = []
+    handles = [loop.call_later(0.001 * (i % 10), seen.append, i) for i in range(2000)]
+    for h in handles[::2]:
+        h.cancel()
+    loop.call_later(0.05, loop.stop)
+    loop.run_forever()
+    assert sorted(seen) == list(range(1, 2000, 2))
+
+
+def test_zero_and_negative_delays_run_next_iteration(loop):
+    seen = []
+    loop.call_later(0, seen.append, "zero")
+    loop.call_later(-1, seen.append, "negative")
+    loop.call_at(loop.time() - 10, seen.append, "past")
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert sorted(seen) == ["negative", "past", "zero"]
+
+
+def test_far_future_timer_can_be_cancelled(loop):
+    h = loop.call_later(10**9, lambda: None)
+    h2 = loop.call_later(float("inf"), lambda: None)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    h.cancel()
+    h2.cancel()
+
+
+def test_none_delay_or_when_is_type_error(loop):
+    with pytest.raises(TypeError):
+        loop.call_later(None, lambda: None)
+    with pytest.raises(TypeError):
+        loop.call_at(None, lambda: None)
+
+
+def test_time_is_monotonic_clock(loop):
+    a = loop.time()
+    b = time.monotonic()
+    c = loop.time()
+    assert a <= b <= c
+
+
+def test_call_soon_threadsafe_wakes_sleeping_loop(loop):
+    seen = []
+
+    def from_thread():
+        time.sleep(0.05)
+        loop.call_soon_threadsafe(lambda: (seen.append(threading.get_ident()), loop.stop()))
+
+    t = threading.Thread(target=from_thread)
+    t.start()
+    # Nothing else is scheduled: the loop sleeps until the thread wakes it.
+    loop.run_forever()
+    t.join()
+    assert seen == [threading.get_ident()]
+
+
+def test_call_soon_threadsafe_from_many_threads_loses_nothing(loop):
+    n_threads, per_thread = 4, 500
+    count = [0]
+    done = threading.Event()
+
+    def bump():
+        count[0] += 1
+        if count[0] == n_threads * per_thread:
+            loop.stop()
+
+    def worker():
+        done.wait()
+        for _ in range(per_thread):
+            loop.call_soon_threadsafe(bump)
+
+    threads = [threading.Thread(target=worker) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    loop.call_soon(done.set)
+    loop.run_forever()
+    for t in threads:
+        t.join()
+    assert count[0] == n_threads * per_thread
+
+
+def test_stop_before_run_forever_runs_one_iteration(loop):
+    seen = []
+    loop.call_soon(seen.append, 1)
+    loop.stop()
+    loop.run_forever()
+    assert seen == [1]
+    # The loop can run again afterwards.
+    loop.call_soon(seen.append, 2)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == [1, 2]
+
+
+def test_run_until_complete_returns_result_and_raises_exception(loop):
+    async def ok():
+        await asyncio.sleep(0)
+        return "result"
+
+    async def bad():
+        raise ValueError("boom")
+
+    assert loop.run_until_complete(ok()) == "result"
+    with pytest.raises(ValueError, match="boom"):
+        loop.run_until_complete(bad())
+
+
+def test_run_until_complete_with_future_from_other_loop_fails(loop):
+    other = asyncio.new_event_loop()
+    try:
+        fut = other.create_future()
+        with pytest.raises(ValueError):
+            loop.run_until_complete(fut)
+    finally:
+        other.close()
+
+
+def test_run_until_complete_stopped_early(loop):
+    async def forever():
+        await asyncio.sleep(10)
+
+    loop.call_soon(loop.stop)
+    task = loop.create_task(forever())
+    with pytest.raises(RuntimeError, match="Event loop stopped before Future completed"):
+        loop.run_until_complete(task)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        loop.run_until_complete(task)
+
+
+def test_is_running_and_nested_run_refused(loop):
+    states = []
+
+    async def inner():
+        states.append(loop.is_running())
+        with pytest.raises(RuntimeError, match="already running"):
+            loop.run_forever()
+        coro = asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="already running"):
+            loop.run_until_complete(coro)
+        coro.close()
+
+    assert not loop.is_running()
+    loop.run_until_complete(inner())
+    assert states == [True]
+    assert not loop.is_running()
+
+
+def test_running_another_loop_inside_a_running_loop_refused(loop_factory):
+    outer = asyncio.new_event_loop()
+    inner = loop_factory()
+    try:
+
+        async def main():
+            with pytest.raises(RuntimeError, match="another loop is running"):
+                inner.run_forever()
+
+        outer.run_until_complete(main())
+    finally:
+        inner.close()
+        outer.close()
+
+
+def test_get_running_loop_inside_callbacks(loop):
+    seen = []
+    loop.call_soon(lambda: seen.append(asyncio.get_running_loop()))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == [loop]
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
+
+
+def test_create_task_and_future_belong_to_loop(loop):
+    async def coro():
+        return 1
+
+    fut = loop.create_future()
+    task = loop.create_task(coro(), name="named")
+    assert asyncio.isfuture(fut) and fut.get_loop() is loop
+    assert task.get_name() == "named"
+    assert loop.run_until_complete(task) == 1
+
+
+def test_create_task_rejects_non_coroutine(loop):
+    with pytest.raises(TypeError):
+        loop.create_task(lambda: None)
+
+
+def test_task_factory(loop):
+    calls = []
+
+    def factory(loop_, coro, **kwargs):
+        calls.append(kwargs)
+        return asyncio.Task(coro, loop=loop_, **kwargs)
+
+    assert loop.get_task_factory() is None
+    loop.set_task_factory(factory)
+    assert loop.get_task_factory() is factory
+
+    async def coro():
+        return "ok"
+
+    task = loop.create_task(coro(), name="via-factory")
+    assert isinstance(task, asyncio.Task)
+    assert task.get_name() == "via-factory"
+    assert loop.run_until_complete(task) == "ok"
+    assert len(calls) == 1
+    loop.set_task_factory(None)
+    with pytest.raises(TypeError):
+        loop.set_task_factory(1)
+
+
+def test_task_context_argument(loop):
+    var = contextvars.ContextVar("var")
+    ctx = contextvars.Context()
+    ctx.run(var.set, "task-ctx")
+
+    async def read():
+        return var.get("missing")
+
+    assert loop.run_until_complete(loop.create_task(read(), context=ctx)) == "task-ctx"
+    assert loop.run_until_complete(loop.create_task(read())) == "missing"
