@@ -1,0 +1,348 @@
+"""A pure-Python ``Task`` with asyncio's semantics, built on our ``Future``.
+
+Behaviour follows CPython 3.11's ``asyncio.Task``; ``eager_start`` and
+``get_context()`` follow 3.12, and ``uncancel()`` rescinding a pending
+cancellation when the count drops to zero follows 3.13 (documented there as
+"Changed in version 3.13"), each guarded by ``sys.version_info``.
+
+Our tasks register with asyncio's own bookkeeping (``_register_task``,
+``_enter_task``/``_leave_task`` and, on 3.12+, the eager helpers), so
+``asyncio.current_task()`` and ``asyncio.all_tasks()`` see them next to stdlib
+tasks.  Those helpers are looked up once, at import time.
+
+"Task was destroyed but it is pending!" is reported from ``Task.__del__``
+(as asyncio does): a guard object would cost an extra allocation per task plus
+a finaliser call of its own, so it cannot beat a ``__del__`` that every task
+pays once.  Because of that ``__del__``, tasks also report "exception was never
+retrieved" directly instead of arming a per-exception logger object.
+"""
+
+import asyncio
+import contextvars
+import inspect
+import itertools
+import sys
+from asyncio import base_tasks, coroutines, futures
+from asyncio import tasks as _aio_tasks
+
+from ._futures import (
+    _ARMED,
+    _PENDING,
+    CancelledError,
+    Future,
+    InvalidStateError,
+    _future_repr_info,
+    _get_event_loop,
+    _report_never_retrieved,
+)
+
+__all__ = ('Task',)
+
+_PY312 = sys.version_info >= (3, 12)
+_PY313 = sys.version_info >= (3, 13)
+
+_iscoroutine = asyncio.iscoroutine
+_isgenerator = inspect.isgenerator
+_get_loop = futures._get_loop
+_copy_context = contextvars.copy_context
+_extract_stack = asyncio.format_helpers.extract_stack
+
+# Share asyncio's name counter so "Task-N" stays unique next to _PyTask.
+_task_name_counter = getattr(_aio_tasks, '_task_name_counter', None)
+if _task_name_counter is None:  # pragma: no cover - every supported asyncio has it
+    _task_name_counter = itertools.count(1).__next__
+
+_register_task = _aio_tasks._register_task
+_enter_task = _aio_tasks._enter_task
+_leave_task = _aio_tasks._leave_task
+_register_eager_task = getattr(_aio_tasks, '_register_eager_task', None)
+_unregister_eager_task = getattr(_aio_tasks, '_unregister_eager_task', None)
+_swap_current_task = getattr(_aio_tasks, '_swap_current_task', None)
+_EAGER = _PY312 and None not in (
+    _register_eager_task, _unregister_eager_task, _swap_current_task)
+
+_future_set_result = Future.set_result
+_future_set_exception = Future.set_exception
+_future_cancel = Future.cancel
+
+
+def _format_coroutine(coro):
+    try:
+        return coroutines._format_coroutine(coro)
+    except Exception:  # pragma: no cover - private helper changed shape
+        return repr(coro)
+
+
+def _return_armed(fut):
+    return _ARMED
+
+
+class Task(Future):
+    """A coroutine wrapped in a Future."""
+
+    __slots__ = (
+        '_name', '_num_cancels_requested', '_must_cancel', '_fut_waiter',
+        '_coro', '_context', '_log_destroy_pending',
+    )
+
+    # Task.__del__ reports unretrieved exceptions itself: no logger object.
+    _new_tb_logger = staticmethod(_return_armed)
+
+    def __setup(self, coro, loop, name, context):
+        # Future.__init__, inlined; then the Task fields.
+        if loop is None:
+            loop = _get_event_loop()
+        self._loop = loop
+        self._state = _PENDING
+        self._log_destroy_pending = True
+        self._result = None
+        self._exception = None
+        self._exception_tb = None
+        self._callbacks = []
+        self._cancel_message = None
+        self._cancelled_exc = None
+        self._asyncio_future_blocking = False
+        self._tb_logger = None
+        if loop.get_debug():
+            # frame 0 is this method, 1 is __init__: start at its caller.
+            self._source_traceback = _extract_stack(sys._getframe(2))
+        else:
+            self._source_traceback = None
+        if not _iscoroutine(coro):
+            # No "destroyed but pending" report for a task that never was.
+            self._log_destroy_pending = False
+            raise TypeError(f'a coroutine was expected, got {coro!r}')
+        if name is None:
+            self._name = f'Task-{_task_name_counter()}'
+        else:
+            self._name = str(name)
+        self._num_cancels_requested = 0
+        self._must_cancel = False
+        self._fut_waiter = None
+        self._coro = coro
+        if context is None:
+            self._context = _copy_context()
+        else:
+            self._context = context
+
+    if _PY312:
+        def __init__(self, coro, *, loop=None, name=None, context=None,
+                     eager_start=False):
+            self.__setup(coro, loop, name, context)
+            if eager_start and _EAGER and self._loop.is_running():
+                self.__eager_start()
+            else:
+                self._loop.call_soon(self.__step, context=self._context)
+                _register_task(self)
+    else:
+        def __init__(self, coro, *, loop=None, name=None, context=None):
+            self.__setup(coro, loop, name, context)
+            self._loop.call_soon(self.__step, context=self._context)
+            _register_task(self)
+
+    def __del__(self):
+        try:
+            state = self._state
+            log_pending = self._log_destroy_pending
+        except AttributeError:  # __init__ failed before the fields existed
+            return
+        if state == _PENDING and log_pending:
+            context = {
+                'task': self,
+                'message': 'Task was destroyed but it is pending!',
+            }
+            if self._source_traceback:
+                context['source_traceback'] = self._source_traceback
+            self._loop.call_exception_handler(context)
+        if self._tb_logger is not None:
+            self._tb_logger = None
+            _report_never_retrieved(self)
+
+    def _repr_info(self):
+        info = _future_repr_info(self)
+        if self._num_cancels_requested and self._state == _PENDING:
+            info[0] = 'cancelling'
+        info.insert(1, f'name={self.get_name()!r}')
+        if self._fut_waiter is not None:
+            info.insert(2, f'wait_for={self._fut_waiter!r}')
+        if self._coro is not None:
+            info.insert(2, f'coro=<{_format_coroutine(self._coro)}>')
+        return info
+
+    def get_coro(self):
+        return self._coro
+
+    def get_context(self):
+        return self._context
+
+    def get_name(self):
+        return self._name
+
+    def set_name(self, value):
+        self._name = str(value)
+
+    def set_result(self, result):
+        raise RuntimeError('Task does not support set_result operation')
+
+    def set_exception(self, exception):
+        raise RuntimeError('Task does not support set_exception operation')
+
+    def get_stack(self, *, limit=None):
+        """Return the stack frames of the coroutine (see asyncio.Task.get_stack)."""
+        return base_tasks._task_get_stack(self, limit)
+
+    def print_stack(self, *, limit=None, file=None):
+        """Print the stack or traceback of the coroutine (see asyncio.Task.print_stack)."""
+        return base_tasks._task_print_stack(self, limit, file)
+
+    def cancel(self, msg=None):
+        """Request that the task cancel itself.
+
+        A CancelledError is thrown into the coroutine on its next step (or the
+        future it awaits is cancelled).  Return False if the task is already
+        done.  Increments the count returned by ``cancelling()``.
+        """
+        logger = self._tb_logger
+        if logger is not None:
+            logger.fut = None
+            self._tb_logger = None
+        if self._state != _PENDING:
+            return False
+        self._num_cancels_requested += 1
+        waiter = self._fut_waiter
+        if waiter is not None:
+            if waiter.cancel(msg=msg):
+                # Keep _fut_waiter: it may swallow the cancellation, and then
+                # we may have to cancel it again.
+                return True
+        # The step is already scheduled: it will throw CancelledError in.
+        self._must_cancel = True
+        self._cancel_message = msg
+        return True
+
+    def cancelling(self):
+        """Return the number of pending cancellation requests."""
+        return self._num_cancels_requested
+
+    def uncancel(self):
+        """Decrement the count of cancellation requests and return it."""
+        if self._num_cancels_requested > 0:
+            self._num_cancels_requested -= 1
+            if _PY313 and self._num_cancels_requested == 0:
+                self._must_cancel = False
+        return self._num_cancels_requested
+
+    if _EAGER:
+        def __eager_start(self):
+            loop = self._loop
+            prev_task = _swap_current_task(loop, self)
+            try:
+                _register_eager_task(self)
+                try:
+                    self._context.run(self.__step_run_and_handle_result, None)
+                finally:
+                    _unregister_eager_task(self)
+            finally:
+                try:
+                    curtask = _swap_current_task(loop, prev_task)
+                    if curtask is not self:  # pragma: no cover - asyncio asserts this
+                        raise RuntimeError(
+                            f'eager task {self!r} left {curtask!r} as the current task')
+                finally:
+                    if self._state != _PENDING:
+                        self._coro = None
+                    else:
+                        _register_task(self)
+                    self = None  # break cycles when an exception occurs
+
+    def __step(self, exc=None):
+        if self._state != _PENDING:
+            raise InvalidStateError(
+                f'_step(): already done: {self!r}, {exc!r}')
+        if self._must_cancel:
+            if not isinstance(exc, CancelledError):
+                exc = self._make_cancelled_error()
+            self._must_cancel = False
+        self._fut_waiter = None
+        loop = self._loop
+        _enter_task(loop, self)
+        try:
+            self.__step_run_and_handle_result(exc)
+        finally:
+            _leave_task(loop, self)
+            self = None  # break cycles when an exception occurs
+
+    def __step_run_and_handle_result(self, exc):
+        coro = self._coro
+        try:
+            if exc is None:
+                # send() rather than next(): coroutines have no __next__.
+                result = coro.send(None)
+            else:
+                result = coro.throw(exc)
+        except StopIteration as stop:
+            if self._must_cancel:
+                # cancel() arrived while the coroutine was finishing.
+                self._must_cancel = False
+                _future_cancel(self, msg=self._cancel_message)
+            else:
+                _future_set_result(self, stop.value)
+        except CancelledError as cancelled:
+            # Keep the original so result() can re-raise it, chain intact.
+            self._cancelled_exc = cancelled
+            _future_cancel(self)
+        except (KeyboardInterrupt, SystemExit) as fatal:
+            _future_set_exception(self, fatal)
+            raise
+        except BaseException as error:
+            _future_set_exception(self, error)
+        else:
+            blocking = getattr(result, '_asyncio_future_blocking', None)
+            if blocking is not None:
+                # A future yielded by its own __await__/__iter__.
+                if _get_loop(result) is not self._loop:
+                    new_exc = RuntimeError(
+                        f'Task {self!r} got Future '
+                        f'{result!r} attached to a different loop')
+                    self._loop.call_soon(self.__step, new_exc, context=self._context)
+                elif blocking:
+                    if result is self:
+                        new_exc = RuntimeError(f'Task cannot await on itself: {self!r}')
+                        self._loop.call_soon(self.__step, new_exc, context=self._context)
+                    else:
+                        result._asyncio_future_blocking = False
+                        result.add_done_callback(self.__wakeup, context=self._context)
+                        self._fut_waiter = result
+                        if self._must_cancel:
+                            if result.cancel(msg=self._cancel_message):
+                                self._must_cancel = False
+                else:
+                    new_exc = RuntimeError(
+                        f'yield was used instead of yield from '
+                        f'in task {self!r} with {result!r}')
+                    self._loop.call_soon(self.__step, new_exc, context=self._context)
+            elif result is None:
+                # A bare yield gives up one loop iteration.
+                self._loop.call_soon(self.__step, context=self._context)
+            elif _isgenerator(result):
+                new_exc = RuntimeError(
+                    f'yield was used instead of yield from for '
+                    f'generator in task {self!r} with {result!r}')
+                self._loop.call_soon(self.__step, new_exc, context=self._context)
+            else:
+                new_exc = RuntimeError(f'Task got bad yield: {result!r}')
+                self._loop.call_soon(self.__step, new_exc, context=self._context)
+        finally:
+            self = None  # break cycles when an exception occurs
+
+    def __wakeup(self, future):
+        try:
+            future.result()
+        except BaseException as exc:
+            # Possibly a cancellation: the step re-raises it into the coroutine.
+            self.__step(exc)
+        else:
+            # No value passed: Future.__await__ does not need it.
+            self.__step()
+        self = None  # break cycles when an exception occurs
+
