@@ -14,9 +14,11 @@ from asyncio import events as _events
 from ._loop.loop import Loop
 from ._runner import new_event_loop
 
-_BasePolicy = getattr(_events, "BaseDefaultEventLoopPolicy", None) or getattr(
-    _events, "_BaseDefaultEventLoopPolicy"
-)
+# Renamed with a leading underscore in 3.14, when policies were deprecated.
+if hasattr(_events, "BaseDefaultEventLoopPolicy"):
+    _BasePolicy = _events.BaseDefaultEventLoopPolicy
+else:
+    _BasePolicy = _events._BaseDefaultEventLoopPolicy
 
 
 class EventLoopPolicy(_BasePolicy):  # type: ignore[misc, valid-type]

@@ -30,7 +30,8 @@ import signal
 import sys
 import threading
 from asyncio import events as _events
-from typing import Any, Callable, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, Callable, TypeVar
 
 from ._loop.loop import Loop
 

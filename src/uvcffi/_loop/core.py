@@ -52,7 +52,8 @@ import traceback
 import warnings
 import weakref
 from asyncio import events as _events
-from typing import Any, Awaitable, Callable, Generator, TypeVar
+from collections.abc import Awaitable, Generator
+from typing import Any, Callable, TypeVar
 
 from .._futures import Future
 from .._tasks import Task
@@ -590,6 +591,7 @@ class LoopCore(asyncio.AbstractEventLoop):
                 "loop.shutdown_asyncgens() call",
                 ResourceWarning,
                 source=self,
+                stacklevel=2,
             )
         self._asyncgens.add(agen)
 
