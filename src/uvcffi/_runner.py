@@ -120,7 +120,8 @@ class Runner:
         assert loop is not None
         if context is None:
             context = self._context
-        task = loop.create_task(coro, context=context)
+        assert context is not None
+        task = _create_task_in_context(loop, coro, context)
 
         if (
             threading.current_thread() is threading.main_thread()
@@ -190,6 +191,20 @@ def run(
         raise RuntimeError("uvcffi.run() cannot be called from a running event loop")
     with Runner(debug=debug, loop_factory=loop_factory) as runner:
         return runner.run(main)
+
+
+def _create_task_in_context(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, _T], context: contextvars.Context
+) -> asyncio.Future[_T]:
+    try:
+        return loop.create_task(coro, context=context)  # type: ignore[call-arg]
+    except TypeError:
+        if sys.version_info >= (3, 11):
+            raise
+        # Before 3.11 the stdlib's Task has no context= (a loop created with
+        # stdlib_futures=True, or another loop's factory): create the task inside the
+        # context instead, so it starts from a copy of it.
+        return context.run(loop.create_task, coro)
 
 
 async def _shutdown_default_executor(loop: asyncio.AbstractEventLoop) -> None:

@@ -7,6 +7,8 @@ import socket
 
 import pytest
 
+from conftest import PYPY, skip_oracle_if
+
 
 def _has_ipv6_loopback() -> bool:
     if not socket.has_ipv6:
@@ -55,7 +57,8 @@ def test_getaddrinfo_failure_is_gaierror(loop):
 def test_getaddrinfo_bad_argument_types(loop):
     with pytest.raises((TypeError, OSError)):
         loop.run_until_complete(loop.getaddrinfo(1234, 80))
-    with pytest.raises(OSError, match="Int or String expected"):
+    # CPython's socket module raises OSError for a float port, PyPy's TypeError.
+    with pytest.raises((TypeError, OSError)):
         loop.run_until_complete(loop.getaddrinfo("127.0.0.1", 1.5))
 
 
@@ -97,6 +100,7 @@ def test_getnameinfo(loop):
 
 
 def test_getnameinfo_errors(loop):
+    skip_oracle_if(loop, PYPY, "PyPy's socket.getnameinfo raises IndexError for a 1-tuple")
     with pytest.raises(TypeError):
         loop.run_until_complete(loop.getnameinfo(("127.0.0.1",)))
     with pytest.raises(socket.gaierror):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
 import time
 
 import pytest
+
+from conftest import skip_oracle_if
 
 
 def test_run_in_executor_returns_result_from_worker_thread(loop):
@@ -40,6 +43,7 @@ def test_many_concurrent_executor_calls(loop):
 
 
 def test_set_default_executor_type_checked(loop):
+    skip_oracle_if(loop, sys.version_info < (3, 11), "only a DeprecationWarning before 3.11")
     with pytest.raises(TypeError):
         loop.set_default_executor(object())
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="custom")

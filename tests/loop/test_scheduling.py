@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import threading
 import time
 
 import pytest
+
+from conftest import skip_oracle_if
 
 
 def test_call_soon_runs_in_fifo_order_with_args(loop):
@@ -173,6 +176,7 @@ def test_far_future_timer_can_be_cancelled(loop):
 
 
 def test_none_delay_or_when_is_type_error(loop):
+    skip_oracle_if(loop, sys.version_info < (3, 10), "no None check before 3.10")
     with pytest.raises(TypeError):
         loop.call_later(None, lambda: None)
     with pytest.raises(TypeError):
@@ -359,6 +363,7 @@ def test_task_factory(loop):
 
 
 def test_task_context_argument(loop):
+    skip_oracle_if(loop, sys.version_info < (3, 11), "create_task(context=) is new in 3.11")
     var = contextvars.ContextVar("var")
     ctx = contextvars.Context()
     ctx.run(var.set, "task-ctx")

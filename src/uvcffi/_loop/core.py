@@ -452,7 +452,14 @@ class LoopCore(asyncio.AbstractEventLoop):
     ) -> Any:
         self._check_closed()
         if self._task_factory is None:
-            return self._task_class(coro, loop=self, name=name, context=context, **kwargs)
+            if self._task_class is Task:
+                return Task(coro, loop=self, name=name, context=context, **kwargs)
+            # The stdlib's Task: pass only what was given, older versions lack context=.
+            if name is not None:
+                kwargs["name"] = name
+            if context is not None:
+                kwargs["context"] = context
+            return self._task_class(coro, loop=self, **kwargs)
         if context is not None:
             kwargs["context"] = context
         task = self._task_factory(self, coro, **kwargs)
