@@ -1,0 +1,1 @@
+"""Event loop benchmarks; run `python benchmarks/run.py --help` (see README.md here)."""

@@ -1,0 +1,400 @@
+"""Side-by-side event loop benchmarks: stdlib asyncio, uvloop, uvcffi, or any loop factory.
+
+    python benchmarks/run.py --quick
+    python benchmarks/run.py --loop asyncio=asyncio:new_event_loop \
+                             --loop uvloop=uvloop:new_event_loop
+    python benchmarks/run.py --list
+    python benchmarks/run.py --only call_soon,tasks_gather --rounds 9 --json out.json
+
+Each sample is one fresh worker process (benchmarks/_worker.py) that makes the loop, warms
+up, times one run of the workload with time.perf_counter() and checks the result.  Loops are
+run alternately, round after round, so that a slow moment of the machine hits all of them.
+See benchmarks/README.md for how to read the table.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORKER = os.path.join(HERE, "_worker.py")
+MARK = "@@result "
+
+DEFAULT_LOOPS = [
+    ("asyncio", "asyncio:new_event_loop"),
+    ("uvloop", "uvloop:new_event_loop"),  # only when importable
+    ("uvcffi", "uvcffi:new_event_loop"),
+    ("uvcffi-cfuture", "benchmarks.loops:uvcffi_stdlib_futures"),
+]
+OPTIONAL_LOOPS = {"uvloop"}
+BASELINES = ("asyncio", "uvloop")  # the "x NAME" columns, when such a loop ran
+
+# Variables that would slow one loop down (debug mode) and make the comparison meaningless.
+STRIPPED_ENV = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE")
+
+
+def registry():
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from benchmarks import workloads
+
+    return workloads.load()
+
+
+# ---------------------------------------------------------------------------------------------
+# worker processes
+
+
+def worker_env():
+    env = dict(os.environ)
+    for name in STRIPPED_ENV:
+        env.pop(name, None)
+    return env
+
+
+def call_worker(args, timeout):
+    """Run the worker; return its JSON result, or a failed one saying what went wrong."""
+    cmd = [sys.executable, WORKER] + [str(a) for a in args]
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout, env=worker_env())
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timeout: no result after {timeout:g} s (hung?)",
+                "timeout": True}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(MARK):
+            try:
+                return json.loads(line[len(MARK):])
+            except ValueError:
+                break
+    if proc.returncode < 0:
+        try:
+            how = f"killed by {signal.Signals(-proc.returncode).name}"
+        except ValueError:
+            how = f"killed by signal {-proc.returncode}"
+    else:
+        how = f"exit status {proc.returncode}"
+    tail = [s for s in proc.stderr.strip().splitlines() if s.strip()][-1:]
+    return {"ok": False, "error": f"worker crashed ({how})" + (f": {tail[0]}" if tail else "")}
+
+
+# ---------------------------------------------------------------------------------------------
+# machine description
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine_info():
+    cores = os.cpu_count()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = cores
+    try:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except (AttributeError, OSError):
+        load = "?"
+    return {
+        "cpu": cpu_model(),
+        "cores": cores,
+        "usable_cores": usable,
+        "platform": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "python_executable": sys.executable,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "load_average_at_start": load,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics and the table
+
+
+def si(x):
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.2f}{unit}"
+    return f"{x:.0f}"
+
+
+def ns(x):
+    return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
+
+
+def summarize(samples):
+    """Samples of one (workload, loop) -> dict with status and statistics."""
+    bad = [s for s in samples if not s["ok"]]
+    if bad:
+        return {"status": "FAIL", "failed": len(bad), "runs": len(samples),
+                "error": bad[0]["error"]}
+    if not samples:
+        return {"status": "skipped"}
+    per_op = [1e9 * s["seconds"] / s["ops"] for s in samples]
+    med = statistics.median(per_op)
+    return {"status": "ok", "runs": len(samples), "ns_per_op": med, "min_ns_per_op": min(per_op),
+            "max_ns_per_op": max(per_op), "ops_per_s": 1e9 / med,
+            "spread_pct": 100.0 * (max(per_op) - min(per_op)) / med}
+
+
+def format_table(rows, headers, right):
+    widths = [max(len(str(r[i])) for r in rows + [headers] if i < len(r) and None not in r[:i + 1])
+              for i in range(len(headers))]
+    out = []
+    for r in [headers] + rows:
+        cells = []
+        for i, cell in enumerate(r):
+            if cell is None:  # a message that spans the remaining columns
+                break
+            cell = str(cell)
+            cells.append(cell.rjust(widths[i]) if right[i] else cell.ljust(widths[i]))
+        line = "  ".join(cells)
+        if None in r:
+            line += "  " + r[-1]
+        out.append(line.rstrip())
+    out.insert(1, "-" * len(out[0]))
+    return out
+
+
+def report(meta, loops, results, wl_info, baselines):
+    lines = []
+    m = meta["machine"]
+    lines.append(f"uvcffi loop benchmarks: {meta['mode']} run, {meta['rounds']} round(s), "
+                 "loops alternated, one fresh process per sample")
+    lines.append(f"date     {m['date']}")
+    lines.append(f"machine  {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
+                 f"{m['platform']}, load average {m['load_average_at_start']} at start")
+    lines.append(f"python   {m['python']} ({m['python_executable']})")
+    lines.append("loops")
+    width = max(len(n) for n in loops)
+    for name, info in loops.items():
+        if info["ok"]:
+            desc = (f"{info['version']}: {info['loop_class']}, futures {info['future_class']},"
+                    f" tasks {info['task_class']}")
+            if info["version"] != "stdlib" and info.get("loop_package"):
+                desc += f", from {info['loop_package']}"
+        else:
+            desc = f"unavailable: {info['error']}"
+        lines.append(f"  {name.ljust(width)}  {desc}  [{info['spec']}]")
+    lines.append("")
+
+    headers = ["workload", "n", "loop", "ns/op", "min-max", "spread", "ops/s"]
+    headers += [f"x {b}" for b in baselines]
+    right = [False, True, False, True, True, True, True] + [True] * len(baselines)
+    rows = []
+    for wname, per_loop in results.items():
+        info = wl_info[wname]
+        first = True
+        if info.get("unavailable"):
+            rows.append([wname, "", "", None, f"skipped: {info['unavailable']}"])
+            continue
+        for lname in loops:
+            lead = [wname if first else "", str(info["n"]) if first else "", lname]
+            first = False
+            if not loops[lname]["ok"]:
+                rows.append(lead + [None, "unavailable"])
+                continue
+            s = per_loop[lname]
+            if s["status"] == "FAIL":
+                error = s["error"] if len(s["error"]) <= 160 else s["error"][:157] + "..."
+                rows.append(lead + [None, f"FAIL ({s['failed']}/{s['runs']} runs): {error}"])
+                continue
+            if s["status"] != "ok":
+                rows.append(lead + [None, s["status"]])
+                continue
+            row = lead + [ns(s["ns_per_op"]),
+                          f"{ns(s['min_ns_per_op'])}-{ns(s['max_ns_per_op'])}",
+                          f"{s['spread_pct']:.0f}%", si(s["ops_per_s"])]
+            for b in baselines:
+                r = s.get(f"x_{b}")
+                row.append(f"{r:.2f}" if r else "-")
+            rows.append(row)
+    lines.extend(format_table(rows, headers, right))
+
+    # Geometric mean of the ratios, over the workloads where both loops gave a number.
+    for b in baselines:
+        parts = []
+        for lname in loops:
+            ratios = [per_loop[lname][f"x_{b}"] for per_loop in results.values()
+                      if per_loop.get(lname, {}).get(f"x_{b}")]
+            if ratios and lname != b:
+                gm = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+                parts.append(f"{lname} {gm:.2f} ({len(ratios)} workloads)")
+        if parts:
+            lines.append(f"geometric mean x {b}: " + ", ".join(parts))
+    lines.append("")
+    lines.append("ns/op: median over the rounds (lower is better); min-max and spread "
+                 "((max-min)/median) show the noise.")
+    if baselines:
+        lines.append("x NAME: NAME's median ns/op divided by this loop's, from this run "
+                     "(> 1 means faster than NAME).")
+    lines.append("FAIL: the loop gave a wrong result (dropped callback, bad order, crash, hang) "
+                 "in at least one run.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description="Benchmark asyncio event loops side by side (see benchmarks/README.md).")
+    p.add_argument("--loop", action="append", metavar="NAME=module:callable", default=[],
+                   help="a loop to compare, repeatable; default: asyncio, uvloop (when "
+                        "importable), uvcffi, uvcffi-cfuture")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="samples per workload and loop (default 5, 3 with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="3 rounds and smaller sizes: a sanity run of about a minute")
+    p.add_argument("--only", action="append", default=[], metavar="NAMES",
+                   help="comma-separated workloads to run, repeatable")
+    p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    p.add_argument("--json", metavar="FILE", help="write all samples and medians to FILE")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply every workload size by this factor")
+    p.add_argument("--warmup", type=float, default=0.1, metavar="FRACTION",
+                   help="in-process warm-up run of FRACTION*n before the timed run (0.1)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds before a worker counts as hung (15 with --quick, else 60)")
+    args = p.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 3 if args.quick else 5
+    if args.timeout is None:
+        args.timeout = 15.0 if args.quick else 60.0
+    if args.rounds < 1:
+        p.error("--rounds must be >= 1")
+    return p, args
+
+
+def parse_loops(p, specs):
+    if not specs:
+        return list(DEFAULT_LOOPS), True
+    loops = []
+    for item in specs:
+        name, sep, spec = item.partition("=")
+        if not sep or not name or ":" not in spec:
+            p.error(f"--loop wants NAME=module:callable, not {item!r}")
+        if name in [n for n, _ in loops]:
+            p.error(f"loop name {name!r} given twice")
+        loops.append((name, spec))
+    return loops, False
+
+
+def main(argv=None):
+    p, args = parse_args(argv)
+    reg = registry()
+    if args.list:
+        width = max(len(n) for n in reg)
+        for name, cls in reg.items():
+            why = cls.unavailable()
+            extra = f"  [unavailable here: {why}]" if why else ""
+            print(f"{name.ljust(width)}  quick {cls.quick:>7}  full {cls.full:>7}  "
+                  f"{cls.unit}s: {cls.doc}{extra}")
+        return 0
+
+    selected = list(reg)
+    if args.only:
+        selected = [n.strip() for item in args.only for n in item.split(",") if n.strip()]
+        unknown = [n for n in selected if n not in reg]
+        if unknown:
+            p.error(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(reg)}")
+
+    loop_specs, default_set = parse_loops(p, args.loop)
+    loops = {}
+    for name, spec in loop_specs:
+        info = call_worker(["probe", spec], timeout=args.timeout)
+        info["spec"] = spec
+        if not info["ok"] and default_set and name in OPTIONAL_LOOPS:
+            print(f"note: {name} left out: {info['error']}", file=sys.stderr)
+            continue
+        loops[name] = info
+    available = [n for n in loops if loops[n]["ok"]]
+    baselines = [b for b in BASELINES if b in available]
+
+    wl_info = {}
+    for wname in selected:
+        cls = reg[wname]
+        n = max(1, int(round((cls.quick if args.quick else cls.full) * args.scale)))
+        wl_info[wname] = {"n": n, "warmup_n": int(n * args.warmup), "unit": cls.unit,
+                          "doc": cls.doc, "unavailable": cls.unavailable()}
+
+    machine = machine_info()  # before the run: its date and load average
+    samples = {w: {n: [] for n in loops} for w in selected}
+    hung = set()
+    started = time.perf_counter()
+    for rnd in range(args.rounds):
+        # Alternate the loops (A B C, then B C A, ...) so that none always goes first.
+        order = available[rnd % len(available):] + available[:rnd % len(available)] \
+            if available else []
+        for wname in selected:
+            info = wl_info[wname]
+            if info["unavailable"]:
+                continue
+            progress = []
+            for lname in order:
+                if (wname, lname) in hung:
+                    continue
+                res = call_worker(["measure", loops[lname]["spec"], wname, info["n"],
+                                   info["warmup_n"]], timeout=args.timeout)
+                res["round"] = rnd + 1
+                if res["ok"]:
+                    res["ns_per_op"] = 1e9 * res["seconds"] / res["ops"]
+                    progress.append(f"{lname} {ns(res['ns_per_op'])}")
+                else:
+                    progress.append(f"{lname} FAIL")
+                    if res.get("timeout"):
+                        hung.add((wname, lname))  # do not wait for it again
+                samples[wname][lname].append(res)
+            print(f"[round {rnd + 1}/{args.rounds}, {time.perf_counter() - started:5.1f} s] "
+                  f"{wname}: " + ", ".join(progress) + " ns/op", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - started
+
+    results = {}
+    for wname in selected:
+        per_loop = {}
+        for lname in loops:
+            per_loop[lname] = summarize(samples[wname][lname]) if loops[lname]["ok"] else {
+                "status": "unavailable"}
+        for b in baselines:
+            base = per_loop[b]
+            for s in per_loop.values():
+                if s["status"] == "ok" and base["status"] == "ok":
+                    s[f"x_{b}"] = base["ns_per_op"] / s["ns_per_op"]
+        results[wname] = per_loop
+
+    meta = {"mode": "quick" if args.quick else "full", "rounds": args.rounds,
+            "warmup_fraction": args.warmup, "scale": args.scale, "timeout": args.timeout,
+            "machine": machine, "elapsed_s": elapsed,
+            "stripped_env": [v for v in STRIPPED_ENV if v in os.environ]}
+    print(report(meta, loops, results, wl_info, baselines))
+    print(f"(ran {elapsed:.1f} s)")
+    if args.json:
+        doc = {"meta": meta, "loops": loops, "workloads": {
+            w: dict(wl_info[w], results=results[w], samples=samples[w]) for w in selected}}
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.write("\n")
+    failed = any(s["status"] == "FAIL" for per in results.values() for s in per.values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
