@@ -30,16 +30,14 @@ def _version_str(hexversion: int) -> str:
     return f"{hexversion >> 16}.{(hexversion >> 8) & 0xFF}.{hexversion & 0xFF}"
 
 
-def _check_versions() -> None:
-    built = lib.uvc_built_uv_version()
-    loaded = lib.uv_version()
+def check_versions(built: int, loaded: int, glue: int) -> None:
+    """Refuse a libuv other than the one we were compiled against, or a stale extension."""
     if built != loaded:
         raise ImportError(
             f"uvcffi was compiled against libuv {_version_str(built)} but libuv "
             f"{_version_str(loaded)} is loaded; rebuild uvcffi (pip install --force-reinstall "
             "--no-binary uvcffi uvcffi) against the libuv you run with."
         )
-    glue = lib.uvc_glue_version()
     if glue != GLUE_VERSION:
         raise ImportError(
             f"uvcffi's extension has glue version {glue} but its Python code expects "
@@ -47,7 +45,7 @@ def _check_versions() -> None:
         )
 
 
-_check_versions()
+check_versions(lib.uvc_built_uv_version(), lib.uv_version(), lib.uvc_glue_version())
 
 #: The version of libuv in use, e.g. "1.50.0".
 LIBUV_VERSION: str = ffi.string(lib.uv_version_string()).decode()
