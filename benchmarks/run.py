@@ -38,6 +38,8 @@ DEFAULT_LOOPS = [
 OPTIONAL_LOOPS = {"uvloop"}
 BASELINES = ("asyncio", "uvloop")  # the "x NAME" columns, when such a loop ran
 
+HUNG_FACTOR = 10.0
+
 # Variables that would slow one loop down (debug mode) and make the comparison meaningless.
 STRIPPED_ENV = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE")
 
@@ -68,7 +70,7 @@ def call_worker(args, timeout):
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout, env=worker_env())
     except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"timeout: no result after {timeout:g} s (hung?)",
+        return {"ok": False, "error": f"timeout: no result after {timeout:.1f} s (hung?)",
                 "timeout": True}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(MARK):
@@ -182,6 +184,10 @@ def report(meta, loops, results, wl_info, baselines):
     lines.append(f"machine  {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
                  f"{m['platform']}, load average {m['load_average_at_start']} at start")
     lines.append(f"python   {m['python']} ({m['python_executable']})")
+    load = m["load_average_at_start"].split()[0]
+    if load != "?" and float(load) > 0.5 * (m["usable_cores"] or 1):
+        lines.append(f"warning  the machine was busy before the run (load average {load} on "
+                     f"{m['usable_cores']} cores): expect noise, trust only large differences")
     lines.append("loops")
     width = max(len(n) for n in loops)
     for name, info in loops.items():
@@ -270,13 +276,16 @@ def parse_args(argv):
     p.add_argument("--json", metavar="FILE", help="write all samples and medians to FILE")
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply every workload size by this factor")
-    p.add_argument("--warmup", type=float, default=0.1, metavar="FRACTION",
-                   help="in-process warm-up run of FRACTION*n before the timed run (0.1)")
+    p.add_argument("--warmup", type=float, default=None, metavar="FRACTION",
+                   help="in-process warm-up run of FRACTION*n before the timed run (default "
+                        "0.1; 1 on PyPy, whose JIT needs longer)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds before a worker counts as hung (15 with --quick, else 60)")
     args = p.parse_args(argv)
     if args.rounds is None:
         args.rounds = 3 if args.quick else 5
+    if args.warmup is None:
+        args.warmup = 1.0 if platform.python_implementation() == "PyPy" else 0.1
     if args.timeout is None:
         args.timeout = 15.0 if args.quick else 60.0
     if args.rounds < 1:
@@ -339,6 +348,7 @@ def main(argv=None):
     machine = machine_info()  # before the run: its date and load average
     samples = {w: {n: [] for n in loops} for w in selected}
     hung = set()
+    slowest = {}  # workload -> wall time of its slowest good worker so far
     started = time.perf_counter()
     for rnd in range(args.rounds):
         # Alternate the loops (A B C, then B C A, ...) so that none always goes first.
@@ -352,10 +362,19 @@ def main(argv=None):
             for lname in order:
                 if (wname, lname) in hung:
                     continue
+                # A worker that takes 10 times as long as the slowest good one of this workload
+                # (and at least 5 s) is taken as hung, so a hanging loop costs seconds, not
+                # minutes; --timeout caps it.
+                timeout = args.timeout
+                if wname in slowest:
+                    timeout = min(timeout, max(5.0, HUNG_FACTOR * slowest[wname]))
+                t0 = time.perf_counter()
                 res = call_worker(["measure", loops[lname]["spec"], wname, info["n"],
-                                   info["warmup_n"]], timeout=args.timeout)
+                                   info["warmup_n"]], timeout=timeout)
+                wall = time.perf_counter() - t0
                 res["round"] = rnd + 1
                 if res["ok"]:
+                    slowest[wname] = max(slowest.get(wname, 0.0), wall)
                     res["ns_per_op"] = 1e9 * res["seconds"] / res["ops"]
                     progress.append(f"{lname} {ns(res['ns_per_op'])}")
                 else:
@@ -366,6 +385,7 @@ def main(argv=None):
             print(f"[round {rnd + 1}/{args.rounds}, {time.perf_counter() - started:5.1f} s] "
                   f"{wname}: " + ", ".join(progress) + " ns/op", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - started
+    load_at_end = machine_info()["load_average_at_start"]
 
     results = {}
     for wname in selected:
@@ -382,7 +402,7 @@ def main(argv=None):
 
     meta = {"mode": "quick" if args.quick else "full", "rounds": args.rounds,
             "warmup_fraction": args.warmup, "scale": args.scale, "timeout": args.timeout,
-            "machine": machine, "elapsed_s": elapsed,
+            "machine": machine, "elapsed_s": elapsed, "load_average_at_end": load_at_end,
             "stripped_env": [v for v in STRIPPED_ENV if v in os.environ]}
     print(report(meta, loops, results, wl_info, baselines))
     print(f"(ran {elapsed:.1f} s)")

@@ -8,8 +8,9 @@ from . import Workload, WrongResult, check, register
 
 # libuv keeps time in whole milliseconds and rounds a delay to the nearest millisecond, so a
 # libuv-based loop (uvloop, uvcffi) may run a timer up to 0.5 ms before the float deadline
-# computed from loop.time() + delay.  The stdlib loop has a similar, smaller, allowance
-# (its clock_resolution).
+# computed from loop.time() + delay, and may run two timers due within the same millisecond in
+# the order they were started whatever their float deadlines say.  The stdlib loop has a
+# similar, smaller, allowance (its clock_resolution).  Both checks allow this much.
 TIMER_SLACK = 0.001
 
 
@@ -131,20 +132,24 @@ class CallLater(Workload):
                               "before loop.time() + delay")
         # Order: among real timers (delay >= 1 ms; shorter ones may be run as call_soon
         # callbacks, as uvloop does), the loop's own deadlines, TimerHandle.when(), must not go
-        # down in firing order: a timer whose deadline had passed when a later one ran would
-        # have been due first.  (A timer started after another fired has a later deadline.)
-        latest, latest_i = float("-inf"), None
+        # down in firing order by more than the slack: a timer whose deadline had passed when a
+        # later one ran would have been due first.  (A timer started after another fired has a
+        # later deadline, so no pair is excused by when it was scheduled.)
+        latest = float("-inf")
+        late, worst = 0, 0.0
         for i in order:
             if delays[i] < 0.001:
                 continue
             when = getattr(self.handles[i], "when", None)
             check(when is not None, "call_later() returned a handle without when()")
             when = when()
-            check(when >= latest - 1e-6,
-                  f"timer {i} ran after timer {latest_i}, due {1e3 * (latest - when):.3f} ms "
-                  "later")
-            if when > latest:
-                latest, latest_i = when, i
+            if when < latest - TIMER_SLACK:
+                late += 1
+                worst = max(worst, latest - when)
+            latest = max(latest, when)
+        if late:
+            raise WrongResult(f"{late} timers ran after a timer due later than them, by up to "
+                              f"{1e3 * worst:.2f} ms (TimerHandle.when())")
 
 
 @register
