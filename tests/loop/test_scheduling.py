@@ -156,6 +156,22 @@ def test_many_timers_scheduled_and_cancelled(loop):
     assert sorted(seen) == list(range(1, 2000, 2))
 
 
+def test_more_timers_than_the_pool_keeps(loop):
+    # Fired timers go back to a pool of bounded size; the excess is closed while new
+    # timers reuse the ids of the old ones.
+    seen = []
+    n = 10_000
+    for i in range(n):
+        loop.call_later(0.001 * (i % 5), seen.append, i)
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    for i in range(n):
+        loop.call_later(0, seen.append, n + i)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert sorted(seen) == list(range(2 * n))
+
+
 def test_zero_and_negative_delays_run_next_iteration(loop):
     seen = []
     loop.call_later(0, seen.append, "zero")

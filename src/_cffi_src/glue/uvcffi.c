@@ -150,6 +150,15 @@ static void uvc_close(void* handle) {
   if (!uv_is_closing(h)) uv_close(h, uvc__close_cb);
 }
 
+/* Closes a handle that no Python object owns any more (a pooled timer): its id may
+ * already belong to someone else, so the CLOSED event must carry id 0, which is never
+ * handed out and which the dispatcher ignores. */
+static void uvc_close_disowned(void* handle) {
+  uv_handle_t* h = handle;
+  h->data = NULL;
+  uvc_close(h);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Timer                                                                                 */
 /* ------------------------------------------------------------------------------------ */

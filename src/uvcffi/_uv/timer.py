@@ -62,11 +62,12 @@ class TimerPool:
         if len(self._free) < self.max_free:
             self._free.append(ptr)
         else:
-            lib.uvc_close(ptr)
+            # The id it carries was its last owner's and may already be reused.
+            lib.uvc_close_disowned(ptr)
 
     def clear(self) -> None:
         for ptr in self._free:
-            lib.uvc_close(ptr)
+            lib.uvc_close_disowned(ptr)
         self._free.clear()
 
 
