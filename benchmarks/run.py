@@ -63,15 +63,15 @@ def worker_env():
     return env
 
 
-def call_worker(args, timeout):
+def call_worker(args, timeout, why=""):
     """Run the worker; return its JSON result, or a failed one saying what went wrong."""
     cmd = [sys.executable, WORKER] + [str(a) for a in args]
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout, env=worker_env())
     except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"timeout: no result after {timeout:.1f} s (hung?)",
-                "timeout": True}
+        return {"ok": False, "timeout": True,
+                "error": f"timeout: no result after {timeout:.1f} s{why} (hung?)"}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(MARK):
             try:
@@ -365,12 +365,13 @@ def main(argv=None):
                 # A worker that takes 10 times as long as the slowest good one of this workload
                 # (and at least 5 s) is taken as hung, so a hanging loop costs seconds, not
                 # minutes; --timeout caps it.
-                timeout = args.timeout
-                if wname in slowest:
-                    timeout = min(timeout, max(5.0, HUNG_FACTOR * slowest[wname]))
+                timeout, why = args.timeout, ""
+                if wname in slowest and HUNG_FACTOR * slowest[wname] < timeout:
+                    timeout = max(5.0, HUNG_FACTOR * slowest[wname])
+                    why = f", {HUNG_FACTOR:g}x the slowest good run"
                 t0 = time.perf_counter()
                 res = call_worker(["measure", loops[lname]["spec"], wname, info["n"],
-                                   info["warmup_n"]], timeout=timeout)
+                                   info["warmup_n"]], timeout=timeout, why=why)
                 wall = time.perf_counter() - t0
                 res["round"] = rnd + 1
                 if res["ok"]:
