@@ -1,6 +1,7 @@
 """Constants and helpers shared by the Future/Task tests."""
 
 import asyncio
+import gc
 import sys
 
 import pytest
@@ -32,3 +33,9 @@ def need_311_semantics(stdlib_before_311, what='3.11 semantics'):
     """Skip when the implementation under test is an asyncio older than 3.11."""
     if stdlib_before_311:
         pytest.skip(f'asyncio {sys.version_info[0]}.{sys.version_info[1]} predates {what}')
+
+
+def full_gc():
+    """Collect until finalisers ran: PyPy runs chained finalisers one collection apart."""
+    for _ in range(4 if IS_PYPY else 1):
+        gc.collect()

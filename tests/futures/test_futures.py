@@ -3,7 +3,6 @@
 import asyncio
 import concurrent.futures
 import contextvars
-import gc
 import re
 import sys
 import traceback
@@ -12,7 +11,7 @@ import weakref
 
 import pytest
 
-from ._support import PY313, need_311_semantics
+from ._support import PY313, full_gc, need_311_semantics
 
 cvar = contextvars.ContextVar('cvar', default='unset')
 
@@ -538,7 +537,7 @@ def _lose_future_with_exception(loop, cls):
 
 def test_never_retrieved_exception_is_reported(loop, future_cls, reports):
     ref = _lose_future_with_exception(loop, future_cls)
-    gc.collect()
+    full_gc()
     assert ref() is None or len(reports) == 1
     assert len(reports) == 1
     context = reports[0]
@@ -553,7 +552,7 @@ def test_never_retrieved_exception_is_reported(loop, future_cls, reports):
 def test_never_retrieved_report_has_source_traceback_in_debug(loop, future_cls, reports):
     loop.set_debug(True)
     _lose_future_with_exception(loop, future_cls)
-    gc.collect()
+    full_gc()
     assert len(reports) == 1
     assert reports[0]['source_traceback']
     assert reports[0]['source_traceback'][-1].name == '_lose_future_with_exception'
@@ -564,7 +563,7 @@ def test_never_retrieved_uses_the_subclass_name(loop, future_cls, reports):
         pass
 
     _lose_future_with_exception(loop, Special)
-    gc.collect()
+    full_gc()
     assert [c['message'] for c in reports] == ['Special exception was never retrieved']
 
 
@@ -584,7 +583,7 @@ def test_retrieved_exception_is_not_reported(loop, future_cls, reports, retrieve
         assert fut.cancel() is False
     assert fut._log_traceback is False
     del fut
-    gc.collect()
+    full_gc()
     assert reports == []
 
 
@@ -603,7 +602,7 @@ def test_results_and_cancellations_are_never_reported(loop, future_cls, reports)
     b.cancel()
     c = future_cls(loop=loop)
     del a, b, c
-    gc.collect()
+    full_gc()
     assert reports == []
 
 
