@@ -3,4 +3,5 @@
 typedef struct uv_timer_s uv_timer_t;
 uv_timer_t* uvc_timer_new(uvc_loop_t* loop, int64_t id, int* err);
 int uvc_timer_start(uv_timer_t* timer, int64_t id, uint64_t timeout, uint64_t repeat);
+int uvc_timer_start_at(uv_timer_t* timer, int64_t id, uint64_t due);
 int uvc_timer_stop(uv_timer_t* timer);

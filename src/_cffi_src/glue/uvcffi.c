@@ -189,6 +189,16 @@ static int uvc_timer_start(uv_timer_t* h, int64_t id, uint64_t timeout, uint64_t
   return uv_timer_start(h, uvc__timer_cb, timeout, repeat);
 }
 
+/* Arms a one-shot timer for an absolute due time in libuv's clock (milliseconds of
+ * CLOCK_MONOTONIC, the clock of time.monotonic()).  libuv adds the timeout to its cached
+ * loop time, which lags the real clock; measuring from that same cached value makes the
+ * timer due at exactly `due`, so it can never fire before it by the real clock. */
+static int uvc_timer_start_at(uv_timer_t* h, int64_t id, uint64_t due) {
+  uint64_t now = uv_now(h->loop);
+  h->data = (void*) (intptr_t) id;
+  return uv_timer_start(h, uvc__timer_cb, due > now ? due - now : 0, 0);
+}
+
 static int uvc_timer_stop(uv_timer_t* h) { return uv_timer_stop(h); }
 
 /* ------------------------------------------------------------------------------------ */

@@ -13,21 +13,25 @@ libuv's C heap (one pooled ``uv_timer_t`` per pending ``call_at``), and waiting 
    prepare, poll for I/O, check, close callbacks, timers); our C callbacks only queue
    events, so no Python code runs on libuv's stack and no phase can be re-entered.
 2. The batch of events is dispatched: I/O and wake-up events first, in libuv's order,
-   then due timers, each appended to the ready queue -- the same order in which asyncio's
-   selector loop appends "I/O callbacks, then expired timers".
+   then due timers in deadline order, each appended to the ready queue -- the same order
+   in which asyncio's selector loop appends "I/O callbacks, then expired timers".
 3. The callbacks that were ready when the iteration began, plus those just appended, run
    in FIFO order; callbacks they schedule wait for the next iteration.
 
 Nothing ever blocks in ``uv_run`` while work is ready, and nothing spins when there is
 none: an iteration with an empty ready queue always sleeps until libuv has something.
 
-Why timers can fire "early" and what is done about it
------------------------------------------------------
-libuv measures due times against its cached loop time, in whole milliseconds, possibly
-from a coarse clock; ``loop.time()`` is ``time.monotonic()``, as in asyncio.  A delay is
-therefore rounded *up* to whole milliseconds, and a timer that libuv fires before its
-``when`` (by ``time.monotonic()``) is re-armed for the remainder instead of running: a
-callback never runs before its deadline as ``loop.time()`` sees it.
+Timers: never early, in deadline order
+--------------------------------------
+libuv measures due times in whole milliseconds against its cached loop time, which lags
+the real clock; ``loop.time()`` is ``time.monotonic()``, as in asyncio, and both read
+CLOCK_MONOTONIC.  A TimerHandle is therefore armed for the absolute due time
+``ceil(when * 1000)`` ms, measured by the glue from libuv's own cached time
+(``uvc_timer_start_at``): libuv cannot fire it before ``when`` by the real clock, and a
+timer due earlier is never due in a later millisecond than one due later.  Timers due
+in the same millisecond may come out of libuv in arming order, so the timers of one
+batch are sorted by ``when`` before they join the ready queue.  (Should a clock ever
+disagree, a timer seen before its ``when`` is re-armed rather than run early.)
 
 Wake-ups from other threads
 ---------------------------
@@ -44,6 +48,7 @@ import concurrent.futures
 import contextvars
 import logging
 import math
+import operator
 import os
 import sys
 import threading
@@ -74,9 +79,10 @@ _T = TypeVar("_T")
 
 _monotonic = time.monotonic
 _ceil = math.ceil
-# libuv adds the timeout to its loop time in uint64 milliseconds; far-future deadlines
-# (including float("inf")) are clamped to a due time that will never come.
-_MAX_TIMEOUT_MS = 1 << 60
+# libuv keeps due times in uint64 milliseconds; far-future deadlines (float("inf") too)
+# are clamped to a due time that will never come.
+_MAX_DUE_MS = 1 << 60
+_when_of = operator.attrgetter("_when")
 
 
 def _debug_from_environment() -> bool:
@@ -302,9 +308,7 @@ class LoopCore(asyncio.AbstractEventLoop):
         uv = self._uv
         objects = uv.objects
         free_ids = uv.free_ids
-        ready_append = self._ready.append
-        timers_put = self._timers.put
-        now = -1.0
+        fired: list[TimerHandle] = []
         for i in range(0, len(events), 4):
             kind = events[i]
             oid = events[i + 1]
@@ -316,21 +320,30 @@ class LoopCore(asyncio.AbstractEventLoop):
                 # last event, so its id and its uv_timer_t are free again.
                 objects[oid] = None
                 free_ids.append(oid)
-                timers_put(obj._timer)
-                obj._timer = None
-                if now < 0.0:
-                    now = _monotonic()
-                if obj._when > now:
-                    self._arm_timer(obj, now)
-                else:
-                    obj._scheduled = False
-                    ready_append(obj)
+                fired.append(obj)
             elif kind == EV_CLOSED:
                 objects[oid] = None
                 free_ids.append(oid)
                 obj._on_closed()
             else:
                 obj._on_event(kind, events[i + 2], events[i + 3])
+        if fired:
+            self._timers_fired(fired)
+
+    def _timers_fired(self, fired: list[TimerHandle]) -> None:
+        timers_put = self._timers.put
+        if len(fired) > 1:
+            fired.sort(key=_when_of)
+        now = _monotonic()
+        ready_append = self._ready.append
+        for timer in fired:
+            timers_put(timer._timer)
+            timer._timer = None
+            if timer._when > now:
+                self._arm_timer(timer)
+            else:
+                timer._scheduled = False
+                ready_append(timer)
 
     # ------------------------------------------------------------------------------------
     # Scheduling
@@ -408,20 +421,20 @@ class LoopCore(asyncio.AbstractEventLoop):
         timer = TimerHandle(when, callback, args, self, context)
         if timer._source_traceback:
             del timer._source_traceback[-1]
-        self._arm_timer(timer, _monotonic())
+        self._arm_timer(timer)
         return timer
 
-    def _arm_timer(self, timer: TimerHandle, now: float) -> None:
-        delay = timer._when - now
-        if delay <= 0.0:
-            ms = 0
-        elif delay < 1e15:
-            ms = _ceil(delay * 1000.0)
+    def _arm_timer(self, timer: TimerHandle) -> None:
+        due = timer._when * 1000.0
+        if due <= 0.0:
+            due_ms = 0
+        elif due < _MAX_DUE_MS:
+            due_ms = _ceil(due)
         else:
-            ms = _MAX_TIMEOUT_MS
+            due_ms = _MAX_DUE_MS
         tid = self._uv.register(timer)
         timer._tid = tid
-        timer._timer = self._timers.start(tid, ms)
+        timer._timer = self._timers.start_at(tid, due_ms)
         timer._scheduled = True
 
     def _timer_handle_cancelled(self, timer: Any) -> None:

@@ -22,6 +22,7 @@ from .loop import UVLoop
 
 # Re-armed timers are the hot path of call_later; these names skip two attribute lookups.
 timer_start = lib.uvc_timer_start
+timer_start_at = lib.uvc_timer_start_at
 timer_stop = lib.uvc_timer_stop
 
 
@@ -39,17 +40,27 @@ class TimerPool:
         self._free: list[Any] = []
         self.max_free = max_free
 
+    def _take(self, oid: int) -> Any:
+        if self._free:
+            return self._free.pop()
+        err = ffi.new("int*")
+        ptr = lib.uvc_timer_new(self._uvloop.ptr, oid, err)
+        if ptr == ffi.NULL:
+            check(err[0])
+            raise MemoryError
+        return ptr
+
     def start(self, oid: int, timeout_ms: int) -> Any:
         """Arm a timer that queues ``(TIMER, oid)`` after ``timeout_ms``; return it."""
-        if self._free:
-            ptr = self._free.pop()
-        else:
-            err = ffi.new("int*")
-            ptr = lib.uvc_timer_new(self._uvloop.ptr, oid, err)
-            if ptr == ffi.NULL:
-                check(err[0])
-                raise MemoryError
-        timer_start(ptr, oid, timeout_ms, 0)
+        ptr = self._take(oid)
+        check(timer_start(ptr, oid, timeout_ms, 0))
+        return ptr
+
+    def start_at(self, oid: int, due_ms: int) -> Any:
+        """Arm a timer that queues ``(TIMER, oid)`` at ``due_ms`` on libuv's clock
+        (milliseconds of CLOCK_MONOTONIC, as ``time.monotonic()``); return it."""
+        ptr = self._take(oid)
+        check(timer_start_at(ptr, oid, due_ms))
         return ptr
 
     def stop(self, ptr: Any) -> None:
