@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import sys
+import sysconfig
 
 from cffi import FFI
 
@@ -114,11 +116,13 @@ if __name__ == "__main__":
     # In-place build for development: the module lands in src/uvcffi/.
     ffibuilder = make_ffibuilder(absolute_paths=True)
     ffibuilder.compile(tmpdir=os.path.join(HERE, "build", "cffi"), target=None, verbose=False)
-    built = [f for f in os.listdir(os.path.join(HERE, "build", "cffi", "uvcffi"))
-             if f.startswith("_uvlib") and f.endswith((".so", ".pyd"))]
-    import shutil
-
-    for name in built:
-        shutil.copy2(os.path.join(HERE, "build", "cffi", "uvcffi", name),
-                     os.path.join(HERE, "src", "uvcffi", name))
-        print("built src/uvcffi/" + name)
+    # Only this interpreter's module; replaced atomically, because overwriting a shared
+    # object in place crashes (SIGBUS) every process that has it mapped.
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    name = "_uvlib" + suffix
+    built = os.path.join(HERE, "build", "cffi", "uvcffi", name)
+    target = os.path.join(HERE, "src", "uvcffi", name)
+    tmp = target + ".tmp"
+    shutil.copy2(built, tmp)
+    os.replace(tmp, target)
+    print("built src/uvcffi/" + name)
