@@ -8,8 +8,8 @@ The pieces, cryptography-style:
 
 * ``src/_cffi_src/cdef/*.h``: one cdef fragment per libuv area (timer.h, poll.h, ...),
   declaring only what Python calls, with libuv's structs left opaque or partial.
-* ``src/_cffi_src/glue/uvcffi.[ch]``: the C glue (event queue, handle allocation, the
-  multi-step helpers), compiled as the module's preamble.
+* ``src/_cffi_src/glue/*.c``: the C glue (uvcffi.c: event queue, loop and handles; one
+  more file per further libuv area), compiled as the module's preamble.
 * ``src/_cffi_src/sources.py``: the libuv sources per platform, from libuv's CMakeLists.txt.
 
 ``UVCFFI_SYSTEM_LIBUV=1`` links the system libuv (Debian: libuv1-dev) instead of compiling
@@ -39,11 +39,18 @@ LIBUV = os.path.join(HERE, "vendor", "libuv")
 sys.path.insert(0, os.path.join(HERE, "src"))
 from _cffi_src.sources import libuv_build  # noqa: E402
 
-# The order matters only in that types are declared before use.
-CDEF_FRAGMENTS = [
+# The order matters only in that types are declared before use: these come first, then
+# any other fragment in cdef/, by name.
+CDEF_FIRST = [
     "errors.h", "misc.h", "loop.h", "handle.h", "request.h", "timer.h", "idle.h",
-    "check.h", "prepare.h", "async.h", "poll.h", "signal.h", "dns.h",
+    "check.h", "prepare.h", "async.h", "poll.h", "signal.h", "dns.h", "stream.h", "tcp.h",
+    "pipe.h",
 ]
+
+
+def _in_order(folder: str, first: list[str], suffix: str) -> list[str]:
+    rest = sorted(n for n in os.listdir(folder) if n.endswith(suffix) and n not in first)
+    return first + rest
 
 KEEP_GIL = """
 /* uvcffi: every wrapper below keeps the GIL and leaves errno alone (see build_ffi.py). */
@@ -66,10 +73,18 @@ def _read(path: str) -> str:
 def make_ffibuilder(absolute_paths: bool = False) -> FFI:
     """setuptools wants source paths relative to the project; ffi.compile() runs elsewhere."""
     ffibuilder = FFI()
-    ffibuilder.cdef("\n".join(_read(os.path.join(CFFI_SRC, "cdef", n)) for n in CDEF_FRAGMENTS))
+    cdef_dir = os.path.join(CFFI_SRC, "cdef")
+    glue_dir = os.path.join(CFFI_SRC, "glue")
+    ffibuilder.cdef(
+        "\n".join(_read(os.path.join(cdef_dir, n)) for n in _in_order(cdef_dir, CDEF_FIRST, ".h"))
+    )
+    # uvcffi.c (event queue, loop, handles) first; each other glue file adds one area.
+    glue = "\n".join(
+        _read(os.path.join(glue_dir, n)) for n in _in_order(glue_dir, ["uvcffi.c"], ".c")
+    )
 
     sources, defines, libraries = libuv_build(sys.platform)
-    include_dirs = [os.path.join(CFFI_SRC, "glue")]
+    include_dirs = [glue_dir]
     if os.environ.get("UVCFFI_SYSTEM_LIBUV") == "1":
         sources, defines = [], []
         libraries = ["uv"]
@@ -98,14 +113,14 @@ def make_ffibuilder(absolute_paths: bool = False) -> FFI:
         preamble_gil = KEEP_GIL
     ffibuilder.set_source(
         "uvcffi._uvlib",
-        '#include "uvcffi.h"\n' + _read(os.path.join(CFFI_SRC, "glue", "uvcffi.c")) + preamble_gil,
+        '#include "uvcffi.h"\n' + glue + preamble_gil,
         sources=sources,
         include_dirs=include_dirs,
         define_macros=defines,
         libraries=libraries,
         extra_compile_args=extra_compile_args,
         extra_link_args=extra_link_args,
-        depends=[os.path.join(CFFI_SRC, "glue", "uvcffi.h")],
+        depends=[os.path.join(glue_dir, "uvcffi.h")],
     )
     return ffibuilder
 

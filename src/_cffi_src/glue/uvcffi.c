@@ -43,8 +43,15 @@ static uvc_loop_t* uvc_loop_new(int* err) {
     *err = UV_ENOMEM;
     return NULL;
   }
+  l->arena = malloc(UVC_ARENA_SIZE);
+  if (l->arena == NULL) {
+    free(l);
+    *err = UV_ENOMEM;
+    return NULL;
+  }
   *err = uv_loop_init(&l->uv);
   if (*err != 0) {
+    free(l->arena);
     free(l);
     return NULL;
   }
@@ -57,6 +64,7 @@ static uvc_loop_t* uvc_loop_new(int* err) {
  * operations per iteration. */
 static int uvc_run(uvc_loop_t* l, int mode) {
   l->nevents = 0;
+  l->arena_used = 0;
   if (mode == UV_RUN_NOWAIT) {
     uv_run(&l->uv, UV_RUN_NOWAIT);
   } else {
@@ -94,6 +102,7 @@ static void uvc__walk_close(uv_handle_t* h, void* arg) {
 static int uvc_loop_close(uvc_loop_t* l, int64_t* stats) {
   int r;
   int64_t forgotten = 0;
+  l->closing = 1;
   uv_walk(&l->uv, uvc__walk_close, &forgotten);
   for (;;) {
     l->nevents = 0;
@@ -116,6 +125,7 @@ static int uvc_loop_close(uvc_loop_t* l, int64_t* stats) {
   stats[3] = l->requests_started;
   stats[4] = l->requests_finished;
   free(l->events);
+  free(l->arena);
   free(l);
   return r;
 }
@@ -125,6 +135,8 @@ static uint64_t uvc_now(uvc_loop_t* l) { return uv_now(&l->uv); }
 static void uvc_update_time(uvc_loop_t* l) { uv_update_time(&l->uv); }
 static void uvc_stop(uvc_loop_t* l) { uv_stop(&l->uv); }
 static int uvc_backend_fd(uvc_loop_t* l) { return uv_backend_fd(&l->uv); }
+static char* uvc_arena(uvc_loop_t* l) { return l->arena; }
+static size_t uvc_arena_size(void) { return UVC_ARENA_SIZE; }
 
 /* ------------------------------------------------------------------------------------ */
 /* Handles in general                                                                    */
@@ -323,6 +335,12 @@ static void uvc__getaddrinfo_cb(uv_getaddrinfo_t* req, int status, struct addrin
   uvc_loop_t* l = (uvc_loop_t*) req->loop;
   (void) res; /* also in req->addrinfo */
   l->requests_finished++;
+  if (l->closing) {
+    /* The event would be discarded, and with it the only way to free the request. */
+    if (req->addrinfo != NULL) uv_freeaddrinfo(req->addrinfo);
+    free(req);
+    return;
+  }
   uvc__push(l, UVC_EV_GETADDRINFO, (int64_t) (intptr_t) req->data, status,
             (int64_t) (intptr_t) req);
 }
@@ -366,6 +384,10 @@ static void uvc__getnameinfo_cb(uv_getnameinfo_t* req, int status, const char* h
   (void) host;
   (void) service; /* both point into req->host and req->service */
   l->requests_finished++;
+  if (l->closing) {
+    free(req);
+    return;
+  }
   uvc__push(l, UVC_EV_GETNAMEINFO, (int64_t) (intptr_t) req->data, status,
             (int64_t) (intptr_t) req);
 }
@@ -446,6 +468,249 @@ static int uvc_sockaddr_from(int family, const char* host, int port, uint32_t fl
 /* ------------------------------------------------------------------------------------ */
 /* Version stamp                                                                         */
 /* ------------------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------------------ */
+/* Streams: tcp, pipe (docs: stream.rst, tcp.rst, pipe.rst)                             */
+/* ------------------------------------------------------------------------------------ */
+
+/* Hands out the caller's buffer if one is registered, else the next slice of the arena;
+ * a zero-length buffer makes libuv report UV_ENOBUFS and retry on the next iteration. */
+static void uvc__alloc_cb(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
+  uvc_stream_t* s = (uvc_stream_t*) h;
+  uvc_loop_t* l = UVC_LOOP(h);
+  size_t avail;
+  if (s->rbuf != NULL) {
+    buf->base = s->rbuf;
+    buf->len = s->rbuf_len;
+    return;
+  }
+  avail = UVC_ARENA_SIZE - l->arena_used;
+  if (suggested > avail) suggested = avail;
+  buf->base = l->arena + l->arena_used;
+  buf->len = suggested;
+  l->arena_used += suggested;
+}
+
+static void uvc__read_cb(uv_stream_t* h, ssize_t nread, const uv_buf_t* buf) {
+  uvc_stream_t* s = (uvc_stream_t*) h;
+  uvc_loop_t* l = UVC_LOOP(h);
+  int64_t offset = -1;
+  if (buf->base != NULL && buf->base != s->rbuf) {
+    /* Give back the unused part of the slice: alloc and read come in pairs. */
+    size_t used = nread > 0 ? (size_t) nread : 0;
+    offset = buf->base - l->arena;
+    if (buf->base + buf->len == l->arena + l->arena_used)
+      l->arena_used = (size_t) offset + used;
+  } else if (buf->base == s->rbuf && buf->base != NULL) {
+    offset = -2; /* the data is in the caller's buffer */
+  }
+  if (nread == 0 || nread == UV_ENOBUFS) return; /* EAGAIN, or arena full: retried */
+  uvc__push(l, UVC_EV_READ, UVC_ID(h), (int64_t) nread, offset);
+}
+
+static uvc_stream_t* uvc__stream_alloc(uvc_loop_t* l, int64_t id) {
+  uvc_stream_t* s = malloc(sizeof(*s));
+  if (s == NULL) return NULL;
+  s->h.stream.data = (void*) (intptr_t) id;
+  s->rbuf = NULL;
+  s->rbuf_len = 0;
+  l->handles_opened++;
+  return s;
+}
+
+static uv_tcp_t* uvc_tcp_new(uvc_loop_t* l, int64_t id, int family, int* err) {
+  uvc_stream_t* s = uvc__stream_alloc(l, id);
+  if (s == NULL) {
+    *err = UV_ENOMEM;
+    return NULL;
+  }
+  *err = uv_tcp_init_ex(&l->uv, &s->h.tcp, (unsigned int) family);
+  if (*err) {
+    uvc__handle_abort(l, s);
+    return NULL;
+  }
+  return &s->h.tcp;
+}
+
+static uv_pipe_t* uvc_pipe_new(uvc_loop_t* l, int64_t id, int ipc, int* err) {
+  uvc_stream_t* s = uvc__stream_alloc(l, id);
+  if (s == NULL) {
+    *err = UV_ENOMEM;
+    return NULL;
+  }
+  *err = uv_pipe_init(&l->uv, &s->h.pipe, ipc);
+  if (*err) {
+    uvc__handle_abort(l, s);
+    return NULL;
+  }
+  return &s->h.pipe;
+}
+
+static int uvc_read_start(void* stream) {
+  return uv_read_start((uv_stream_t*) stream, uvc__alloc_cb, uvc__read_cb);
+}
+
+static int uvc_read_stop(void* stream) { return uv_read_stop((uv_stream_t*) stream); }
+
+/* Reads go to `buf` (len bytes) instead of the arena until called again with NULL. */
+static void uvc_stream_set_buffer(void* stream, char* buf, size_t len) {
+  uvc_stream_t* s = stream;
+  s->rbuf = buf;
+  s->rbuf_len = len;
+}
+
+/* Writes what the kernel takes now; returns the count (0 if it would block) or an error. */
+static int uvc_try_write(void* stream, const char* data, size_t len) {
+  uv_buf_t buf;
+  int r;
+  buf.base = (char*) data;
+  buf.len = len;
+  r = uv_try_write((uv_stream_t*) stream, &buf, 1);
+  return r == UV_EAGAIN ? 0 : r;
+}
+
+typedef struct {
+  uv_write_t req;
+  char data[1];
+} uvc__write_t;
+
+static void uvc__write_cb(uv_write_t* req, int status) {
+  uvc_loop_t* l = (uvc_loop_t*) req->handle->loop;
+  l->requests_finished++;
+  uvc__push(l, UVC_EV_WRITE, (int64_t) (intptr_t) req->data, status, 0);
+  free(req);
+}
+
+/* Queues a write of a copy of `data` (the caller's bytes may move or die: on PyPy a
+ * bytes object passed as char* is only valid during the call). */
+static int uvc_write(void* stream, int64_t id, const char* data, size_t len) {
+  uv_buf_t buf;
+  int r;
+  uvc__write_t* w = malloc(sizeof(uvc__write_t) + len);
+  uvc_loop_t* l = (uvc_loop_t*) ((uv_stream_t*) stream)->loop;
+  if (w == NULL) return UV_ENOMEM;
+  memcpy(w->data, data, len);
+  w->req.data = (void*) (intptr_t) id;
+  buf.base = w->data;
+  buf.len = len;
+  r = uv_write(&w->req, (uv_stream_t*) stream, &buf, 1, uvc__write_cb);
+  if (r) {
+    free(w);
+    return r;
+  }
+  l->requests_started++;
+  return 0;
+}
+
+static size_t uvc_write_queue_size(void* stream) {
+  return uv_stream_get_write_queue_size((uv_stream_t*) stream);
+}
+
+static void uvc__shutdown_cb(uv_shutdown_t* req, int status) {
+  uvc_loop_t* l = (uvc_loop_t*) req->handle->loop;
+  l->requests_finished++;
+  uvc__push(l, UVC_EV_SHUTDOWN, (int64_t) (intptr_t) req->data, status, 0);
+  free(req);
+}
+
+/* Half-closes the write side once every queued write is done. */
+static int uvc_shutdown(void* stream, int64_t id) {
+  uv_shutdown_t* req = malloc(sizeof(*req));
+  uvc_loop_t* l = (uvc_loop_t*) ((uv_stream_t*) stream)->loop;
+  int r;
+  if (req == NULL) return UV_ENOMEM;
+  req->data = (void*) (intptr_t) id;
+  r = uv_shutdown(req, (uv_stream_t*) stream, uvc__shutdown_cb);
+  if (r) {
+    free(req);
+    return r;
+  }
+  l->requests_started++;
+  return 0;
+}
+
+static void uvc__connection_cb(uv_stream_t* server, int status) {
+  uvc__push(UVC_LOOP(server), UVC_EV_CONNECTION, UVC_ID(server), status, 0);
+}
+
+static int uvc_listen(void* stream, int backlog) {
+  return uv_listen((uv_stream_t*) stream, backlog, uvc__connection_cb);
+}
+
+static int uvc_accept(void* server, void* client) {
+  return uv_accept((uv_stream_t*) server, (uv_stream_t*) client);
+}
+
+static int uvc_fileno(void* handle) {
+  uv_os_fd_t fd;
+  int r = uv_fileno((uv_handle_t*) handle, &fd);
+  return r ? r : (int) fd;
+}
+
+static int uvc_is_readable(void* stream) { return uv_is_readable((uv_stream_t*) stream); }
+static int uvc_is_writable(void* stream) { return uv_is_writable((uv_stream_t*) stream); }
+
+static void uvc__connect_cb(uv_connect_t* req, int status) {
+  uvc_loop_t* l = (uvc_loop_t*) req->handle->loop;
+  l->requests_finished++;
+  uvc__push(l, UVC_EV_CONNECT, (int64_t) (intptr_t) req->data, status, 0);
+  free(req);
+}
+
+static int uvc_tcp_connect(uv_tcp_t* tcp, int64_t id, const struct sockaddr* addr) {
+  uv_connect_t* req = malloc(sizeof(*req));
+  int r;
+  if (req == NULL) return UV_ENOMEM;
+  req->data = (void*) (intptr_t) id;
+  r = uv_tcp_connect(req, tcp, addr, uvc__connect_cb);
+  if (r) {
+    free(req);
+    return r;
+  }
+  ((uvc_loop_t*) tcp->loop)->requests_started++;
+  return 0;
+}
+
+/* `name` may start with a NUL byte (Linux abstract namespace), hence the explicit length.
+ * Errors are reported through the CONNECT event, as libuv does for pipes. */
+static int uvc_pipe_connect(uv_pipe_t* pipe, int64_t id, const char* name, size_t len) {
+  uv_connect_t* req = malloc(sizeof(*req));
+  int r;
+  if (req == NULL) return UV_ENOMEM;
+  req->data = (void*) (intptr_t) id;
+  r = uv_pipe_connect2(req, pipe, name, len, UV_PIPE_NO_TRUNCATE, uvc__connect_cb);
+  if (r) {
+    free(req);
+    return r;
+  }
+  ((uvc_loop_t*) pipe->loop)->requests_started++;
+  return 0;
+}
+
+static int uvc_tcp_open(uv_tcp_t* tcp, int fd) { return uv_tcp_open(tcp, (uv_os_sock_t) fd); }
+static int uvc_pipe_open(uv_pipe_t* pipe, int fd) { return uv_pipe_open(pipe, fd); }
+static int uvc_tcp_bind(uv_tcp_t* tcp, const struct sockaddr* addr, unsigned int flags) {
+  return uv_tcp_bind(tcp, addr, flags);
+}
+static int uvc_pipe_bind(uv_pipe_t* pipe, const char* name, size_t len) {
+  return uv_pipe_bind2(pipe, name, len, UV_PIPE_NO_TRUNCATE);
+}
+static int uvc_tcp_nodelay(uv_tcp_t* tcp, int enable) { return uv_tcp_nodelay(tcp, enable); }
+
+static int uvc_tcp_getsockname(uv_tcp_t* tcp, struct sockaddr_storage* out) {
+  int len = (int) sizeof(*out);
+  return uv_tcp_getsockname(tcp, (struct sockaddr*) out, &len);
+}
+
+static int uvc_tcp_getpeername(uv_tcp_t* tcp, struct sockaddr_storage* out) {
+  int len = (int) sizeof(*out);
+  return uv_tcp_getpeername(tcp, (struct sockaddr*) out, &len);
+}
+
+/* Aborts the connection with a RST instead of a FIN (transport.abort()). */
+static int uvc_tcp_close_reset(uv_tcp_t* tcp) {
+  return uv_tcp_close_reset(tcp, uvc__close_cb);
+}
 
 static int uvc_glue_version(void) { return UVC_GLUE_VERSION; }
 static unsigned int uvc_built_uv_version(void) { return UV_VERSION_HEX; }

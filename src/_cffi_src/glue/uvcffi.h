@@ -18,7 +18,7 @@
 #include "uv.h"
 
 /* The stamp checked at import: bump it whenever the cdef or this glue changes shape. */
-#define UVC_GLUE_VERSION 3
+#define UVC_GLUE_VERSION 5
 
 enum {
   UVC_EV_CLOSED = 1,      /* (CLOSED, id, handle type, 0): memory freed, id reusable */
@@ -30,8 +30,20 @@ enum {
   UVC_EV_CHECK = 7,       /* (CHECK, id, 0, 0) */
   UVC_EV_PREPARE = 8,     /* (PREPARE, id, 0, 0) */
   UVC_EV_GETADDRINFO = 9, /* (GETADDRINFO, id, status, request pointer) */
-  UVC_EV_GETNAMEINFO = 10 /* (GETNAMEINFO, id, status, request pointer) */
+  UVC_EV_GETNAMEINFO = 10, /* (GETNAMEINFO, id, status, request pointer) */
+  UVC_EV_READ = 11,        /* (READ, stream id, nread or error, arena offset) */
+  UVC_EV_WRITE = 12,       /* (WRITE, request id, status, 0) */
+  UVC_EV_CONNECT = 13,     /* (CONNECT, request id, status, 0) */
+  UVC_EV_SHUTDOWN = 14,    /* (SHUTDOWN, request id, status, 0) */
+  UVC_EV_CONNECTION = 15,  /* (CONNECTION, server id, status, 0): accept one now */
+  UVC_EV_UDP_RECV = 16,    /* (UDP_RECV, id, nread or error, arena offset) */
+  UVC_EV_UDP_SEND = 17     /* (UDP_SEND, id, status, 0) */
 };
+
+/* Reads land in one per-loop arena that is reset at every uvc_run: a read costs no
+ * allocation, Python copies each chunk out once (to bytes) while dispatching, and when the
+ * arena is full libuv leaves the data in the kernel until the next iteration. */
+#define UVC_ARENA_SIZE (256 * 1024)
 
 typedef struct uvc_loop_s {
   uv_loop_t uv;          /* first, so a uv_loop_t* is also a uvc_loop_t* */
@@ -42,7 +54,22 @@ typedef struct uvc_loop_s {
   int64_t handles_closed;
   int64_t requests_started;
   int64_t requests_finished;
+  char* arena;           /* UVC_ARENA_SIZE bytes */
+  size_t arena_used;
+  int closing;           /* in uvc_loop_close: nobody will read the events any more */
 } uvc_loop_t;
+
+/* A stream handle with room for a caller-provided read buffer (BufferedProtocol). */
+typedef struct uvc_stream_s {
+  union {
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+    uv_tty_t tty;
+  } h;
+  char* rbuf;            /* if set, reads go here instead of the arena */
+  size_t rbuf_len;
+} uvc_stream_t;
 
 #define UVC_EV_WIDTH 4
 

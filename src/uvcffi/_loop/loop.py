@@ -1,21 +1,24 @@
 """``uvcffi.Loop``: the complete ``asyncio.AbstractEventLoop``.
 
 The scheduling core lives in :mod:`.core`; each other service is a mixin in a module of its
-own (:mod:`.executor`, :mod:`.dns`, :mod:`.signals`).  Network, pipe and subprocess
-methods are not implemented yet: they raise NotImplementedError naming the method, rather
-than falling back to anything slower or different.
+own (:mod:`.executor`, :mod:`.dns`, :mod:`.signals`, :mod:`.sockets`, :mod:`.datagram`).
+A method of ``AbstractEventLoop`` that no mixin implements yet raises NotImplementedError
+naming itself, rather than falling back to anything slower or different.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from .datagram import DatagramMixin
 from .dns import DNSMixin
 from .executor import ExecutorMixin
 from .signals import SignalMixin
+from .sockets import SocketMixin
 
 
-class Loop(SignalMixin, DNSMixin, ExecutorMixin):
+class Loop(SignalMixin, SocketMixin, DatagramMixin, DNSMixin, ExecutorMixin):
     """An asyncio event loop running on libuv.
 
     ``stdlib_futures=True`` makes ``create_future``/``create_task`` return the stdlib's
@@ -57,5 +60,6 @@ _NOT_YET = {
 }
 
 for _name, _is_coroutine in _NOT_YET.items():
-    setattr(Loop, _name, _not_implemented(_name, _is_coroutine))
+    if getattr(Loop, _name) is getattr(asyncio.AbstractEventLoop, _name):
+        setattr(Loop, _name, _not_implemented(_name, _is_coroutine))
 del _name, _is_coroutine

@@ -33,6 +33,14 @@ def _enum(value: int, enum_class: Any) -> Any:
         return value
 
 
+def sockaddr_tuple(sa: Any) -> Any:
+    """A ``struct sockaddr*`` as a socket-module address tuple (None if not IP)."""
+    return _sockaddr_tuple(
+        sa, ffi.new("char[]", _HOSTLEN), ffi.new("int*"), ffi.new("uint32_t*"),
+        ffi.new("uint32_t*"),
+    )
+
+
 def _sockaddr_tuple(sa: Any, buf: Any, port: Any, flowinfo: Any, scope_id: Any) -> Any:
     family = lib.uvc_sockaddr_info(sa, buf, _HOSTLEN, port, flowinfo, scope_id)
     if family == _AF_INET:

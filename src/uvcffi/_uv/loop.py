@@ -42,6 +42,13 @@ EV_CHECK: int = lib.UVC_EV_CHECK
 EV_PREPARE: int = lib.UVC_EV_PREPARE
 EV_GETADDRINFO: int = lib.UVC_EV_GETADDRINFO
 EV_GETNAMEINFO: int = lib.UVC_EV_GETNAMEINFO
+EV_READ: int = lib.UVC_EV_READ
+EV_WRITE: int = lib.UVC_EV_WRITE
+EV_CONNECT: int = lib.UVC_EV_CONNECT
+EV_SHUTDOWN: int = lib.UVC_EV_SHUTDOWN
+EV_CONNECTION: int = lib.UVC_EV_CONNECTION
+EV_UDP_RECV: int = lib.UVC_EV_UDP_RECV
+EV_UDP_SEND: int = lib.UVC_EV_UDP_SEND
 
 RUN_DEFAULT: int = lib.UV_RUN_DEFAULT
 RUN_ONCE: int = lib.UV_RUN_ONCE
@@ -58,7 +65,7 @@ class UVLoop:
     :meth:`release`.
     """
 
-    __slots__ = ("_ptr", "objects", "free_ids", "__weakref__")
+    __slots__ = ("_ptr", "objects", "free_ids", "_arena", "__weakref__")
 
     def __init__(self) -> None:
         err = ffi.new("int*")
@@ -68,6 +75,8 @@ class UVLoop:
         # Id 0 is never handed out, so a zeroed `data` field can never look valid.
         self.objects: list[Any] = [None]
         self.free_ids: list[int] = []
+        # One buffer object over the read arena, sliced for every read (one copy).
+        self._arena: Any = ffi.buffer(lib.uvc_arena(ptr), lib.uvc_arena_size())
 
     # -- ids ---------------------------------------------------------------------------
 
@@ -108,6 +117,14 @@ class UVLoop:
             return ffi.unpack(ptr.events, n * EVENT_WIDTH)  # type: ignore[no-any-return]
         return _EMPTY
 
+    def arena_bytes(self, offset: int, n: int) -> bytes:
+        """The ``n`` bytes a READ event left at ``offset`` of the arena, as bytes."""
+        return self._arena[offset : offset + n]  # type: ignore[no-any-return]
+
+    def arena_view(self) -> Any:
+        """The arena as a writable buffer; only valid until the next :meth:`run`."""
+        return self._arena
+
     def now(self) -> int:
         """libuv's cached loop time in milliseconds (updated once per iteration)."""
         return lib.uvc_now(self._ptr)  # type: ignore[no-any-return]
@@ -146,6 +163,11 @@ class UVLoop:
             if cancel is not None:
                 cancel()
         self._ptr = None
+        self._arena = None
+        # Detach every wrapper: their memory is about to be freed by the glue.
+        for obj in self.objects:
+            if obj is not None and hasattr(obj, "_ptr"):
+                obj._ptr = None
         stats = ffi.new("int64_t[5]")
         check(lib.uvc_loop_close(ptr, stats))
         self.objects = [None]
