@@ -360,25 +360,24 @@ def test_loop_close_cancels_pending_requests():
     assert results == []  # the events produced while closing are discarded
 
 
-@pytest.mark.xfail(
-    reason="BUG (_uv/loop.py UVLoop.close, glue uvc_loop_close): requests in flight when "
-    "the loop closes complete inside uvc_loop_close, whose events are discarded, so "
-    "uvc_getaddrinfo_free/uvc_getnameinfo_free never run: each request (and its addrinfo "
-    "list) leaks, and its wrapper keeps _ptr, so a later cancel_request() hands uv_cancel "
-    "a request whose loop was freed",
-    strict=True,
-)
 def test_loop_close_releases_requests_in_flight():
+    # The glue frees requests completing while the loop closes (their events are
+    # discarded); the wrappers must drop their pointers, so that a late cancel_request()
+    # cannot reach the freed loop.
     uvloop = UVLoop()
+    results = []
     reqs = [
-        UVGetAddrInfo(uvloop, b"localhost", b"80", 0, socket.SOCK_STREAM, 0, 0, print)
+        UVGetAddrInfo(uvloop, b"localhost", b"80", 0, socket.SOCK_STREAM, 0, 0,
+                      results.append)
         for _ in range(20)
     ]
     reqs += [
-        UVGetNameInfo(uvloop, socket.AF_INET, "127.0.0.1", 80, 0, 0, 0, print)
+        UVGetNameInfo(uvloop, socket.AF_INET, "127.0.0.1", 80, 0, 0, 0, results.append)
         for _ in range(5)
     ]
-    uvloop.close()
-    # Only the wrappers are inspected: calling cancel_request() here would touch the
-    # freed loop.
+    stats = uvloop.close()
+    assert stats["requests_started"] == stats["requests_finished"] == 25
     assert [req for req in reqs if req._ptr is not None] == []
+    for req in reqs:
+        req.cancel_request()  # a no-op now
+    assert results == []

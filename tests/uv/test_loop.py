@@ -270,16 +270,17 @@ def test_run_updates_now():
     uvloop.close()
 
 
-@pytest.mark.xfail(
-    reason="BUG (_uv/loop.py UVLoop.close): handles still open when the loop closes are "
-    "freed by uvc_loop_close, but their wrappers keep _ptr, so closed is False and any "
-    "method (start, send, ...) touches freed memory",
-    strict=True,
-)
 def test_handles_left_open_are_marked_closed_by_loop_close():
     uvloop = UVLoop()
     timer = UVTimer(uvloop, lambda: None)
     async_ = UVAsync(uvloop, lambda: None)
     assert uvloop.close()["handles_forgotten"] == 2
-    # Only the flags are checked: calling a method here would be a use-after-free.
+    # The glue freed them: the wrappers must know, and refuse instead of touching memory.
     assert timer.closed and async_.closed
+    assert not timer.is_active()
+    with pytest.raises(RuntimeError, match="UVTimer is closed"):
+        timer.start(0)
+    with pytest.raises(RuntimeError, match="closed"):
+        async_.send()
+    timer.close()  # a no-op, as for any closed handle
+    async_.close()
