@@ -1,7 +1,8 @@
 """``uvcffi.Loop``: the complete ``asyncio.AbstractEventLoop``.
 
 The scheduling core lives in :mod:`.core`; each other service is a mixin in a module of its
-own (:mod:`.executor`, :mod:`.dns`, :mod:`.signals`, :mod:`.sockets`, :mod:`.datagram`).
+own (:mod:`.executor`, :mod:`.dns`, :mod:`.signals`, :mod:`.sockets`, :mod:`.datagram`,
+:mod:`.streams`).
 A method of ``AbstractEventLoop`` that no mixin implements yet raises NotImplementedError
 naming itself, rather than falling back to anything slower or different.
 """
@@ -16,9 +17,10 @@ from .dns import DNSMixin
 from .executor import ExecutorMixin
 from .signals import SignalMixin
 from .sockets import SocketMixin
+from .streams import StreamsMixin
 
 
-class Loop(SignalMixin, SocketMixin, DatagramMixin, DNSMixin, ExecutorMixin):
+class Loop(SignalMixin, StreamsMixin, SocketMixin, DatagramMixin, DNSMixin, ExecutorMixin):
     """An asyncio event loop running on libuv.
 
     ``stdlib_futures=True`` makes ``create_future``/``create_task`` return the stdlib's

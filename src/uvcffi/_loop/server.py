@@ -1,0 +1,222 @@
+"""``asyncio.Server`` for uvcffi: listening libuv stream handles and their connections.
+
+Accepting happens while a batch is dispatched (``uv_accept`` is a C call, not user code);
+the protocol factory and the transport are then made from the ready queue.  When
+``accept`` fails (EMFILE, ENFILE, ENOBUFS, ENOMEM) the error is reported and the server
+goes on serving: libuv keeps the listening handle active, so the next connection is tried
+when descriptors free up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from asyncio import trsock
+from typing import Any, Callable
+
+from .._errors import exception_for
+from .._uv.pipe import UVPipe
+from .._uv.stream import UVStream
+from .._uv.tcp import UVTCP
+from .handles import Handle
+from .stream_transport import UVStreamTransport
+
+logger = logging.getLogger("asyncio")
+
+
+class _Listener:
+    """One listening socket: its Python socket object and the libuv handle on its fd."""
+
+    __slots__ = ("sock", "handle", "listening")
+
+    def __init__(self, sock: socket.socket, handle: UVStream) -> None:
+        self.sock = sock
+        self.handle = handle
+        self.listening = False
+
+
+class Server(asyncio.AbstractServer):
+    def __init__(
+        self,
+        loop: Any,
+        sockets: list[socket.socket],
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        ssl_context: Any,
+        backlog: int,
+        ssl_handshake_timeout: float | None,
+        ssl_shutdown_timeout: float | None,
+    ) -> None:
+        self._loop = loop
+        self._listeners: list[_Listener] | None = []
+        for sock in sockets:
+            handle: UVStream
+            if sock.family == socket.AF_UNIX:
+                handle = UVPipe(loop._uv)
+                handle.open(sock.fileno())  # type: ignore[attr-defined]
+            else:
+                handle = UVTCP(loop._uv)  # AF_UNSPEC: open() adopts the fd
+                handle.open(sock.fileno())  # type: ignore[attr-defined]
+            listener = _Listener(sock, handle)
+            handle.on_connection = lambda status, lst=listener: self._on_connection(lst, status)
+            self._listeners.append(listener)
+        self._protocol_factory = protocol_factory
+        self._ssl_context = ssl_context
+        self._backlog = backlog
+        self._ssl_handshake_timeout = ssl_handshake_timeout
+        self._ssl_shutdown_timeout = ssl_shutdown_timeout
+        self._active_count = 0
+        self._waiters: list[Any] | None = []
+        self._serving = False
+        self._serving_forever_fut: Any = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} sockets={self.sockets!r}>"
+
+    # -- connection accounting (transports call these) --------------------------------------
+
+    def _attach(self) -> None:
+        self._active_count += 1
+
+    def _detach(self) -> None:
+        self._active_count -= 1
+        if self._active_count == 0 and self._listeners is None:
+            self._wakeup()
+
+    def _wakeup(self) -> None:
+        waiters = self._waiters
+        self._waiters = None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- accepting ---------------------------------------------------------------------------
+
+    def _start_serving(self) -> None:
+        if self._serving or self._listeners is None:
+            return
+        self._serving = True
+        for listener in self._listeners:
+            listener.handle.listen(self._backlog)
+            listener.listening = True
+
+    def _on_connection(self, listener: _Listener, status: int) -> None:
+        """A connection is waiting (called during dispatch: accept it, defer the rest)."""
+        loop = self._loop
+        if status < 0:
+            loop._ready.append(Handle(self._report_accept_error, (exception_for(status),),
+                                      loop, None))
+            return
+        family = listener.sock.family
+        client: UVStream = UVPipe(loop._uv) if family == socket.AF_UNIX else UVTCP(loop._uv)
+        try:
+            listener.handle.accept(client)
+        except OSError as exc:
+            client.close()
+            loop._ready.append(Handle(self._report_accept_error, (exc,), loop, None))
+            return
+        loop._ready.append(Handle(self._make_transport, (client, family), loop, None))
+
+    def _report_accept_error(self, exc: BaseException) -> None:
+        self._loop.call_exception_handler(
+            {
+                "message": "socket.accept() out of system resource",
+                "exception": exc,
+                "socket": self.sockets[0] if self.sockets else None,
+            }
+        )
+
+    def _make_transport(self, client: UVStream, family: int) -> None:
+        if self._listeners is None:
+            client.close()  # the server closed since the connection was accepted
+            return
+        loop = self._loop
+        try:
+            if family != socket.AF_UNIX:
+                client.nodelay(True)  # type: ignore[attr-defined]
+            protocol = self._protocol_factory()
+            if self._ssl_context is not None:
+                loop._make_ssl_transport(
+                    client, protocol, self._ssl_context, family=family, server_side=True,
+                    server=self, ssl_handshake_timeout=self._ssl_handshake_timeout,
+                    ssl_shutdown_timeout=self._ssl_shutdown_timeout,
+                )
+            else:
+                UVStreamTransport(loop, client, protocol, family=family, server=self)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            client.close()
+            loop.call_exception_handler(
+                {
+                    "message": "Error on transport creation for incoming connection",
+                    "exception": exc,
+                }
+            )
+
+    # -- the AbstractServer API ---------------------------------------------------------------
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop  # type: ignore[no-any-return]
+
+    def is_serving(self) -> bool:
+        return self._serving
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        if self._listeners is None:
+            return ()
+        return tuple(trsock.TransportSocket(lst.sock) for lst in self._listeners)
+
+    def close(self) -> None:
+        listeners = self._listeners
+        if listeners is None:
+            return
+        self._listeners = None
+        for listener in listeners:
+            listener.sock.detach()  # libuv closes the fd with the handle
+            listener.handle.close()
+        self._serving = False
+        fut = self._serving_forever_fut
+        if fut is not None and not fut.done():
+            fut.cancel()
+            self._serving_forever_fut = None
+        if self._active_count == 0:
+            self._wakeup()
+
+    def close_clients(self) -> None:  # 3.13
+        raise NotImplementedError("uvcffi.Server.close_clients() is not implemented yet")
+
+    def abort_clients(self) -> None:  # 3.13
+        raise NotImplementedError("uvcffi.Server.abort_clients() is not implemented yet")
+
+    async def start_serving(self) -> None:
+        self._start_serving()
+        # Let the libuv listen take effect before returning, as asyncio yields once.
+        await asyncio.sleep(0)
+
+    async def serve_forever(self) -> None:
+        if self._serving_forever_fut is not None:
+            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
+        if self._listeners is None:
+            raise RuntimeError(f"server {self!r} is closed")
+        self._start_serving()
+        self._serving_forever_fut = self._loop.create_future()
+        try:
+            await self._serving_forever_fut
+        except asyncio.CancelledError:
+            try:
+                self.close()
+                await self.wait_closed()
+            finally:
+                raise
+        finally:
+            self._serving_forever_fut = None
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed and every connection it accepted is gone."""
+        if self._waiters is None:
+            return
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter

@@ -1,0 +1,453 @@
+"""asyncio's stream Transport over a libuv stream handle (TCP or Unix socket).
+
+How data moves
+--------------
+Reading: libuv reads into the loop's arena during ``uv_run``; the READ event is turned into
+bytes (one copy) by the ``_uv`` layer and handed to :meth:`_on_read` while the batch is
+dispatched.  No user code may run then, so the chunk is appended to ``_incoming`` and the
+transport's one pre-built Handle is queued to deliver everything that arrived in this
+batch, in order, from the ready queue.  ``pause_reading`` stops libuv reading at once;
+chunks already read stay queued and are delivered by ``resume_reading``.
+
+Writing: ``write`` first calls ``uv_try_write`` with the caller's bytes (no copy); only
+what the kernel does not take is queued in libuv (one copy, in C).  libuv keeps queued
+writes in order and refuses a try-write while its queue is non-empty, so order holds.
+The queue's size in bytes is libuv's ``write_queue_size``; it drives
+``pause_writing``/``resume_writing`` at the high and low water marks, as asyncio does.
+
+Closing: ``close`` stops reading and, once libuv's write queue is empty, calls
+``connection_lost(None)``; ``abort`` and fatal errors drop the queue (libuv cancels the
+queued writes) and call ``connection_lost(exc)``.  ``connection_lost`` is called exactly
+once, and only after it has returned is the libuv handle closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import warnings
+from asyncio import trsock
+from typing import Any
+
+from .._errors import exception_for
+from .._uv.stream import UVStream
+from .handles import Handle
+
+logger = logging.getLogger("asyncio")
+
+# After this many writes to a lost connection, warn (as asyncio does).
+LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+_ECANCELED = -errno.ECANCELED
+
+
+def _set_result_unless_cancelled(fut: Any, result: Any) -> None:
+    if not fut.cancelled():
+        fut.set_result(result)
+
+
+class UVStreamTransport(asyncio.Transport):
+    """An ``asyncio.Transport`` (with ``BufferedProtocol`` support) over a UVStream.
+
+    ``sock`` is a Python socket object for the same fd, or None to make one on first
+    need; it never owns the fd (libuv does) and is detached when the handle closes.
+    """
+
+    def __init__(
+        self,
+        loop: Any,
+        stream: UVStream,
+        protocol: asyncio.BaseProtocol,
+        *,
+        family: int,
+        sock: socket.socket | None = None,
+        waiter: Any = None,
+        server: Any = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(extra)
+        self._loop = loop
+        self._stream = stream
+        self._family = family
+        self._sock = sock
+        self._server = server
+        self._protocol: Any = None
+        self._buffered = False
+        self._closing = False
+        self._conn_lost = 0
+        self._connection_lost_called = False
+        self._read_paused = False
+        self._protocol_paused = False
+        self._eof_written = False
+        self._eof_received = False
+        self._incoming: list[Any] = []
+        self._delivery_queued = False
+        self._deliver_handle = Handle(self._deliver, (), loop, None)
+        self._low_water = 0
+        self._high_water = 0
+        self._set_write_buffer_limits()
+        self.set_protocol(protocol)
+
+        stream.on_read = self._on_read
+        stream.on_write = self._on_write
+        stream.on_shutdown = self._on_shutdown
+        if server is not None:
+            server._attach()
+        self._extra.setdefault("socket", None)
+        sock_obj = self._socket()
+        if sock_obj is not None:
+            self._extra["socket"] = trsock.TransportSocket(sock_obj)
+            for key, getter in (("sockname", sock_obj.getsockname),
+                                ("peername", sock_obj.getpeername)):
+                try:
+                    self._extra[key] = getter()
+                except OSError:
+                    self._extra[key] = None
+
+        loop.call_soon(self._protocol.connection_made, self)
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+
+    def __repr__(self) -> str:
+        info = [type(self).__name__]
+        if self._stream.closed:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        try:
+            info.append(f"fd={self._stream.fileno()}")
+        except (RuntimeError, OSError):
+            pass
+        info.append(f"read={'paused' if self._read_paused else 'polling'}")
+        info.append(f"write=<bufsize={self.get_write_buffer_size()}>")
+        return "<{}>".format(" ".join(info))
+
+    # -- the socket object -----------------------------------------------------------------
+
+    def _socket(self) -> socket.socket | None:
+        if self._sock is None and not self._stream.closed:
+            try:
+                fd = self._stream.fileno()
+                stype = socket.SOCK_STREAM
+                self._sock = socket.socket(self._family, stype, 0, fileno=fd)
+            except OSError:
+                return None
+        return self._sock
+
+    # -- protocol ------------------------------------------------------------------------
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol  # type: ignore[no-any-return]
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _start_reading(self) -> None:
+        if self._closing or self._read_paused or self._stream.closed:
+            return
+        try:
+            self._stream.read_start()
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal error: could not start reading")
+
+    def is_reading(self) -> bool:
+        return not self._read_paused and not self._closing
+
+    def pause_reading(self) -> None:
+        if self._closing or self._read_paused:
+            return
+        self._read_paused = True
+        self._stream.read_stop()
+        if self._loop.get_debug():
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._read_paused:
+            return
+        self._read_paused = False
+        if self._incoming:
+            self._queue_delivery()
+        if not self._eof_received:
+            self._start_reading()
+        if self._loop.get_debug():
+            logger.debug("%r resumes reading", self)
+
+    def _on_read(self, data: bytes | None, exc: BaseException | None) -> None:
+        """Called while a batch is dispatched: queue, don't deliver."""
+        self._incoming.append(data if data is not None else exc)
+        if exc is not None:
+            self._stream.read_stop()
+        if not self._delivery_queued and not self._read_paused:
+            self._queue_delivery()
+
+    def _queue_delivery(self) -> None:
+        self._delivery_queued = True
+        self._loop._ready.append(self._deliver_handle)
+
+    def _deliver(self) -> None:
+        self._delivery_queued = False
+        incoming = self._incoming
+        while incoming and not self._read_paused and not self._connection_lost_called:
+            item = incoming.pop(0)
+            if isinstance(item, bytes):
+                if self._closing:
+                    continue  # asyncio stops reading at close(): drop late data
+                self._data_received(item)
+            elif isinstance(item, EOFError):
+                self._on_eof()
+            else:
+                self._fatal_error(item, "Fatal read error on socket transport")
+
+    def _data_received(self, data: bytes) -> None:
+        protocol = self._protocol
+        try:
+            if not self._buffered:
+                protocol.data_received(data)
+                return
+            view = memoryview(data)
+            while view:
+                buf = protocol.get_buffer(len(view))
+                size = len(buf)
+                if not size:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+                n = min(size, len(view))
+                memoryview(buf)[:n] = view[:n]
+                protocol.buffer_updated(n)
+                view = view[n:]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if self._buffered:
+                message = "Fatal error: protocol.buffer_updated() call failed."
+            else:
+                message = "Fatal error: protocol.data_received() call failed."
+            self._fatal_error(exc, message)
+
+    def _on_eof(self) -> None:
+        self._eof_received = True
+        if self._loop.get_debug():
+            logger.debug("%r received EOF", self)
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if not keep_open:
+            self.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, data: Any) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+            )
+        if self._eof_written:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._conn_lost or self._stream.closed:
+            if self._conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+        stream = self._stream
+        if not isinstance(data, bytes):
+            data = bytes(data)  # a bytearray or memoryview may change after we return
+        try:
+            n = stream.try_write(data)
+            if n == len(data):
+                return
+            stream.write(data[n:] if n else data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def _on_write(self, status: int) -> None:
+        """A queued write finished (called during dispatch)."""
+        if self._connection_lost_called:
+            return
+        if status < 0:
+            if status == _ECANCELED:
+                return
+            self._loop._ready.append(
+                Handle(
+                    self._fatal_error,
+                    (exception_for(status), "Fatal write error on socket transport"),
+                    self._loop,
+                    None,
+                )
+            )
+            return
+        size = self._stream.write_queue_size()
+        if self._protocol_paused and size <= self._low_water:
+            self._loop._ready.append(Handle(self._maybe_resume_protocol, (), self._loop, None))
+        if size == 0 and self._closing and not self._conn_lost:
+            self._conn_lost += 1
+            self._loop._ready.append(Handle(self._call_connection_lost, (None,), self._loop, None))
+
+    def _on_shutdown(self, status: int) -> None:
+        pass  # errors surface through reads and writes
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if self._closing or self._eof_written:
+            return
+        self._eof_written = True
+        try:
+            self._stream.shutdown()  # libuv sends the FIN after the queued writes
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTCONN, errno.EPIPE):
+                self._fatal_error(exc, "Fatal error on write_eof")
+
+    def get_write_buffer_size(self) -> int:
+        return self._stream.write_queue_size()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low_water, self._high_water)
+
+    def _set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water = high
+        self._low_water = low
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._set_write_buffer_limits(high=high, low=low)
+        self._maybe_pause_protocol()
+
+    def _maybe_pause_protocol(self) -> None:
+        size = self.get_write_buffer_size()
+        if size <= self._high_water or self._protocol_paused:
+            return
+        self._protocol_paused = True
+        try:
+            self._protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(
+                {
+                    "message": "protocol.pause_writing() failed",
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+
+    def _maybe_resume_protocol(self) -> None:
+        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler(
+                    {
+                        "message": "protocol.resume_writing() failed",
+                        "exception": exc,
+                        "transport": self,
+                        "protocol": self._protocol,
+                    }
+                )
+
+    # -- closing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._stream.read_stop()
+        if self._stream.write_queue_size() == 0:
+            self._conn_lost += 1
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler(
+                {
+                    "message": message,
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+        self._force_close(exc)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._conn_lost:
+            return
+        self._closing = True
+        self._conn_lost += 1
+        self._stream.read_stop()
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        if self._connection_lost_called:
+            return
+        self._connection_lost_called = True
+        self._closing = True
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            self._close_handle()
+            self._protocol = None
+            server = self._server
+            if server is not None:
+                self._server = None
+                server._detach()
+
+    def _close_handle(self) -> None:
+        if self._sock is not None:
+            self._sock.detach()  # the fd is libuv's: it closes it with the handle
+            self._sock = None
+        self._stream.close()
+        self._incoming.clear()
+
+    def __del__(self) -> None:
+        # A transport dropped without close(): warn as asyncio does, and have the loop
+        # thread close the handle (this may run in any thread, where libuv must not be
+        # touched).
+        stream = getattr(self, "_stream", None)
+        if stream is None or stream.closed or getattr(self, "_closing", True):
+            return
+        warnings.warn(f"unclosed transport {self!r}", ResourceWarning, stacklevel=2,
+                      source=self)
+        sock = self._sock
+        if sock is not None:
+            sock.detach()
+        loop = self._loop
+        if not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stream.close)
+            except RuntimeError:
+                pass
