@@ -120,18 +120,10 @@ FFI_ALLOWED = ("uvcffi._ffi", "uvcffi._errors", "uvcffi._uv")
 
 
 def _ffi_params():
-    params = []
-    for module in _modules_where(lambda m: not any(_is_in(m, a) for a in FFI_ALLOWED)):
-        marks = []
-        if module == "uvcffi":
-            marks.append(pytest.mark.xfail(
-                reason="BUG (src/uvcffi/__init__.py line 17): `from ._ffi import "
-                "LIBUV_VERSION` reaches layer 0 from the top package; _ffi's docstring "
-                "says only _uv and _errors import it",
-                strict=True,
-            ))
-        params.append(pytest.param(module, marks=marks, id=module))
-    return params
+    return [
+        pytest.param(module, id=module)
+        for module in _modules_where(lambda m: not any(_is_in(m, a) for a in FFI_ALLOWED))
+    ]
 
 
 @pytest.mark.parametrize("module", _ffi_params())

@@ -14,7 +14,6 @@ our Future and Task, ``_runner`` is ``run``/``Runner``.
 
 from __future__ import annotations
 
-from ._ffi import LIBUV_VERSION as LIBUV_VERSION
 from ._futures import Future as Future
 from ._loop.loop import Loop as Loop
 from ._policy import EventLoopPolicy as EventLoopPolicy
@@ -23,6 +22,7 @@ from ._runner import Runner as Runner
 from ._runner import new_event_loop as new_event_loop
 from ._runner import run as run
 from ._tasks import Task as Task
+from ._uv import LIBUV_VERSION as LIBUV_VERSION
 
 __version__ = "0.1.0"
 

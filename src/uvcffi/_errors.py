@@ -18,11 +18,13 @@ from ._ffi import ffi, lib
 
 def uv_error_name(code: int) -> str:
     """Return libuv's name for an error code, e.g. "ECONNREFUSED"."""
-    return ffi.string(lib.uv_err_name(code)).decode()
+    buf = ffi.new("char[]", 64)
+    return ffi.string(lib.uv_err_name_r(code, buf, 64)).decode()
 
 
 def uv_strerror(code: int) -> str:
-    return ffi.string(lib.uv_strerror(code)).decode()
+    buf = ffi.new("char[]", 256)
+    return ffi.string(lib.uv_strerror_r(code, buf, 256)).decode()
 
 
 def exception_for(code: int) -> BaseException:

@@ -2,6 +2,10 @@
  * system error is the negated errno.  uvcffi._errors turns them into OSError subclasses. */
 const char* uv_strerror(int err);
 const char* uv_err_name(int err);
+/* The _r variants write into the caller's buffer: the plain ones leak a string for codes
+ * libuv does not know, so uvcffi._errors uses these. */
+char* uv_strerror_r(int err, char* buf, size_t buflen);
+char* uv_err_name_r(int err, char* buf, size_t buflen);
 #define UV_EOF ...
 #define UV_ECANCELED ...
 #define UV_EBUSY ...

@@ -62,6 +62,7 @@ _NOT_YET = {
 }
 
 for _name, _is_coroutine in _NOT_YET.items():
-    if getattr(Loop, _name) is getattr(asyncio.AbstractEventLoop, _name):
+    # Names that this Python's AbstractEventLoop lacks (3.9) get the stub too.
+    if getattr(Loop, _name, None) is getattr(asyncio.AbstractEventLoop, _name, None):
         setattr(Loop, _name, _not_implemented(_name, _is_coroutine))
 del _name, _is_coroutine

@@ -11,3 +11,7 @@ One module per libuv handle type, each a thin Python wrapper over the glue in
 
 Nothing above this package touches ``ffi`` or ``lib``.
 """
+
+from __future__ import annotations
+
+from .._ffi import LIBUV_VERSION as LIBUV_VERSION
