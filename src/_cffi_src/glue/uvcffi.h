@@ -37,7 +37,8 @@ enum {
   UVC_EV_SHUTDOWN = 14,    /* (SHUTDOWN, request id, status, 0) */
   UVC_EV_CONNECTION = 15,  /* (CONNECTION, server id, status, 0): accept one now */
   UVC_EV_UDP_RECV = 16,    /* (UDP_RECV, id, nread or error, arena offset) */
-  UVC_EV_UDP_SEND = 17     /* (UDP_SEND, id, status, 0) */
+  UVC_EV_UDP_SEND = 17,    /* (UDP_SEND, id, status, 0) */
+  UVC_EV_EXIT = 18         /* (EXIT, process id, exit status, terminating signal) */
 };
 
 /* Reads land in one per-loop arena that is reset at every uvc_run: a read costs no

@@ -2,7 +2,7 @@
 
 The scheduling core lives in :mod:`.core`; each other service is a mixin in a module of its
 own (:mod:`.executor`, :mod:`.dns`, :mod:`.signals`, :mod:`.sockets`, :mod:`.datagram`,
-:mod:`.streams`).
+:mod:`.streams`, :mod:`.pipes`, :mod:`.subprocess`).
 A method of ``AbstractEventLoop`` that no mixin implements yet raises NotImplementedError
 naming itself, rather than falling back to anything slower or different.
 """
@@ -15,12 +15,23 @@ from typing import Any
 from .datagram import DatagramMixin
 from .dns import DNSMixin
 from .executor import ExecutorMixin
+from .pipes import PipesMixin
 from .signals import SignalMixin
 from .sockets import SocketMixin
 from .streams import StreamsMixin
+from .subprocess import SubprocessMixin
 
 
-class Loop(SignalMixin, StreamsMixin, SocketMixin, DatagramMixin, DNSMixin, ExecutorMixin):
+class Loop(
+    SignalMixin,
+    StreamsMixin,
+    SocketMixin,
+    DatagramMixin,
+    PipesMixin,
+    SubprocessMixin,
+    DNSMixin,
+    ExecutorMixin,
+):
     """An asyncio event loop running on libuv.
 
     ``stdlib_futures=True`` makes ``create_future``/``create_task`` return the stdlib's
