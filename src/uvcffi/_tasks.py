@@ -10,20 +10,14 @@ Our tasks register with asyncio's own bookkeeping (``_register_task``,
 ``asyncio.current_task()`` and ``asyncio.all_tasks()`` see them next to stdlib
 tasks.  Those helpers are looked up once, at import time.
 
-How "Task was destroyed but it is pending!" is detected depends on the
-interpreter, because the cheapest way differs (tests/futures/bench_finalizers.py
-measures both):
-
-* CPython: ``Task.__del__``, as asyncio does.  A finaliser costs a task next to
-  nothing there (within noise of a ~3 us task life), while a guard object costs
-  an allocation, a disarm and a finaliser call of its own (~+0.5 us per task).
-  Having ``__del__`` anyway, tasks report "exception was never retrieved" from
-  it too instead of arming a logger object per exception.
-* PyPy: a ``_PendingGuard`` object, disarmed when the task finishes.  A PyPy
-  object with ``__del__`` keeps everything it references alive until its
-  finaliser has run, which about doubled the cost of a task's life; a disarmed
-  guard keeps nothing alive.  Unretrieved exceptions go through the Future's
-  logger object, as for plain futures.
+"Task was destroyed but it is pending!" is reported from ``Task.__del__``, as
+asyncio does.  tests/futures/bench_finalizers.py compares it with a guard
+object armed per task and disarmed when the task finishes: on CPython 3.11 the
+``__del__`` is within noise of no finaliser at all (~3.1 us per task life)
+while the guard adds ~0.3-0.6 us (an allocation, a disarm and a finaliser call
+of its own); on PyPy both cost about the same (~+25% over no finaliser), so
+the simpler one wins everywhere.  Having ``__del__`` anyway, tasks also report
+"exception was never retrieved" from it instead of arming a logger object.
 """
 
 import asyncio
@@ -43,15 +37,12 @@ from ._futures import (
     _future_repr_info,
     _get_event_loop,
     _report_never_retrieved,
-    _TracebackLogger,
 )
 
 __all__ = ('Task',)
 
 _PY312 = sys.version_info >= (3, 12)
 _PY313 = sys.version_info >= (3, 13)
-# See the module docstring: guard objects on PyPy, __del__ elsewhere.
-_USE_GUARD = sys.implementation.name == 'pypy'
 
 _iscoroutine = asyncio.iscoroutine
 _isgenerator = inspect.isgenerator
@@ -89,48 +80,16 @@ def _return_armed(fut):
     return _ARMED
 
 
-def _report_destroyed_pending(task):
-    context = {
-        'task': task,
-        'message': 'Task was destroyed but it is pending!',
-    }
-    if task._source_traceback:
-        context['source_traceback'] = task._source_traceback
-    task._loop.call_exception_handler(context)
-
-
-class _PendingGuard:
-    """Reports its task as destroyed if it is collected while still armed."""
-
-    __slots__ = ('task',)
-
-    def __init__(self, task):
-        self.task = task
-
-    def __del__(self):
-        task = self.task
-        if task is None:
-            return
-        self.task = None
-        if task._state == _PENDING and task._log_destroy_pending:
-            _report_destroyed_pending(task)
-
-
 class Task(Future):
     """A coroutine wrapped in a Future."""
 
     __slots__ = (
         '_name', '_num_cancels_requested', '_must_cancel', '_fut_waiter',
-        '_coro', '_context', '_log_destroy_pending', '_pending_guard',
+        '_coro', '_context', '_log_destroy_pending',
     )
 
-    # Per class, so that a subclass (or the benchmark) can pick the other way.
-    _use_pending_guard = _USE_GUARD
-    if _USE_GUARD:
-        _new_tb_logger = _TracebackLogger
-    else:
-        # Task.__del__ reports unretrieved exceptions itself: no logger object.
-        _new_tb_logger = staticmethod(_return_armed)
+    # Task.__del__ reports unretrieved exceptions itself: no logger object.
+    _new_tb_logger = staticmethod(_return_armed)
 
     def __setup(self, coro, loop, name, context):
         # Future.__init__, inlined; then the Task fields.
@@ -139,7 +98,6 @@ class Task(Future):
         self._loop = loop
         self._state = _PENDING
         self._log_destroy_pending = True
-        self._pending_guard = None
         self._result = None
         self._exception = None
         self._exception_tb = None
@@ -169,8 +127,6 @@ class Task(Future):
             self._context = _copy_context()
         else:
             self._context = context
-        if self._use_pending_guard:
-            self._pending_guard = _PendingGuard(self)
 
     if _PY312:
         def __init__(self, coro, *, loop=None, name=None, context=None,
@@ -187,23 +143,23 @@ class Task(Future):
             self._loop.call_soon(self.__step, context=self._context)
             _register_task(self)
 
-    if not _USE_GUARD:
-        def __del__(self):
-            try:
-                state = self._state
-                log_pending = self._log_destroy_pending
-            except AttributeError:  # __init__ failed before the fields existed
-                return
-            if state == _PENDING and log_pending:
-                _report_destroyed_pending(self)
-            if self._tb_logger is not None:
-                self._tb_logger = None
-                _report_never_retrieved(self)
-
-    def __disarm_pending_guard(self):
-        guard = self._pending_guard
-        self._pending_guard = None
-        guard.task = None
+    def __del__(self):
+        try:
+            state = self._state
+            log_pending = self._log_destroy_pending
+        except AttributeError:  # __init__ failed before the fields existed
+            return
+        if state == _PENDING and log_pending:
+            context = {
+                'task': self,
+                'message': 'Task was destroyed but it is pending!',
+            }
+            if self._source_traceback:
+                context['source_traceback'] = self._source_traceback
+            self._loop.call_exception_handler(context)
+        if self._tb_logger is not None:
+            self._tb_logger = None
+            _report_never_retrieved(self)
 
     def _repr_info(self):
         info = _future_repr_info(self)
@@ -298,8 +254,6 @@ class Task(Future):
                 finally:
                     if self._state != _PENDING:
                         self._coro = None
-                        if self._pending_guard is not None:
-                            self.__disarm_pending_guard()
                     else:
                         _register_task(self)
                     self = None  # break cycles when an exception occurs
@@ -319,8 +273,6 @@ class Task(Future):
             self.__step_run_and_handle_result(exc)
         finally:
             _leave_task(loop, self)
-            if self._pending_guard is not None and self._state != _PENDING:
-                self.__disarm_pending_guard()
             self = None  # break cycles when an exception occurs
 
     def __step_run_and_handle_result(self, exc):
