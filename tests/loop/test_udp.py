@@ -298,7 +298,7 @@ def test_bytes_like_data(loop):
 
 
 def test_many_datagrams(loop):
-    n, window = 5000, 200
+    n, window = 5000, 50
 
     async def main():
         st, server = await endpoint(local_addr=LOCAL)
