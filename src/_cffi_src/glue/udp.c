@@ -58,7 +58,7 @@ static void uvc__udp_recv_cb(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf,
   (void) flags; /* UV_UDP_PARTIAL cannot happen: every slot holds a whole datagram */
   if (buf->base == NULL) return; /* UV_ENOBUFS: the arena is full, retried next iteration */
   offset = (size_t) (buf->base - l->arena);
-  if (nread < 0 || addr == NULL) {
+  if (nread < 0 || (nread == 0 && addr == NULL)) {
     /* An error, or nothing more to read: give the slot back. */
     if (buf->base + UVC__ALIGN8(buf->len) + sizeof(struct sockaddr_storage) ==
         l->arena + l->arena_used)
@@ -66,9 +66,10 @@ static void uvc__udp_recv_cb(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf,
     if (nread < 0) uvc__push(l, UVC_EV_UDP_RECV, UVC_ID(h), (int64_t) nread, -1);
     return;
   }
+  /* libuv always names the sender of a datagram; addrlen 0 would mean it did not. */
   addr_at = offset + UVC__ALIGN8((size_t) nread);
-  addrlen = uvc__sockaddr_len(addr);
-  memcpy(l->arena + addr_at, addr, addrlen);
+  addrlen = addr != NULL ? uvc__sockaddr_len(addr) : 0;
+  if (addrlen) memcpy(l->arena + addr_at, addr, addrlen);
   if (buf->base + UVC__ALIGN8(buf->len) + sizeof(struct sockaddr_storage) ==
       l->arena + l->arena_used)
     l->arena_used = addr_at + addrlen;

@@ -99,11 +99,14 @@ class UVUDP(UVHandle):
             addrlen = b >> 32
             uvloop = self._uvloop
             data = uvloop.arena_bytes(offset, a)
-            at = offset + ((a + 7) & ~7)
-            raw = uvloop.arena_bytes(at, addrlen)
-            addr = self._addresses.get(raw)
-            if addr is None:
-                addr = self._decode(at, raw)
+            if addrlen:
+                at = offset + ((a + 7) & ~7)
+                raw = uvloop.arena_bytes(at, addrlen)
+                addr = self._addresses.get(raw)
+                if addr is None:
+                    addr = self._decode(at, raw)
+            else:
+                addr = None
             self.on_recv(data, addr, None)  # type: ignore[misc]
         elif kind == EV_UDP_SEND:
             self.on_send(None if a == 0 else exception_for(a))  # type: ignore[misc]
