@@ -11,9 +11,10 @@
  *
  * The data is `nread` bytes at `offset` (8-byte aligned); the sender's `struct sockaddr`
  * (`addrlen` bytes: a sockaddr_in or sockaddr_in6, else the whole sockaddr_storage) starts
- * at the next multiple of 8 after the data, i.e. at offset + ((nread + 7) & ~7).  nread 0
- * with an address is an empty datagram and is delivered; libuv's "nothing more to read"
- * (nread 0, no address) is not.  A receive error is (UDP_RECV, id, error, -1).
+ * at the next multiple of 8 after the data, i.e. at offset + ((nread + 7) & ~7); addrlen 0
+ * would mean libuv named no sender.  nread 0 with an address is an empty datagram and is
+ * delivered; libuv's "nothing more to read" (nread 0, no address) is not.  A receive error
+ * is (UDP_RECV, id, error, -1).
  *
  * A datagram must never be truncated, so a slot is handed to libuv only when the arena
  * still has room for a whole datagram (libuv asks for 64 KiB) plus an address; otherwise
