@@ -43,15 +43,10 @@ static uvc_loop_t* uvc_loop_new(int* err) {
     *err = UV_ENOMEM;
     return NULL;
   }
-  l->arena = malloc(UVC_ARENA_SIZE);
-  if (l->arena == NULL) {
-    free(l);
-    *err = UV_ENOMEM;
-    return NULL;
-  }
+  /* The arena is allocated on the first read: a loop that never reads (or is only
+   * created and closed) does not pay for 256 KiB of mmap'd memory. */
   *err = uv_loop_init(&l->uv);
   if (*err != 0) {
-    free(l->arena);
     free(l);
     return NULL;
   }
@@ -135,7 +130,11 @@ static uint64_t uvc_now(uvc_loop_t* l) { return uv_now(&l->uv); }
 static void uvc_update_time(uvc_loop_t* l) { uv_update_time(&l->uv); }
 static void uvc_stop(uvc_loop_t* l) { uv_stop(&l->uv); }
 static int uvc_backend_fd(uvc_loop_t* l) { return uv_backend_fd(&l->uv); }
-static char* uvc_arena(uvc_loop_t* l) { return l->arena; }
+/* The read arena, allocated on first use; NULL if that allocation failed. */
+static char* uvc_arena(uvc_loop_t* l) {
+  if (l->arena == NULL) l->arena = malloc(UVC_ARENA_SIZE);
+  return l->arena;
+}
 static size_t uvc_arena_size(void) { return UVC_ARENA_SIZE; }
 
 /* ------------------------------------------------------------------------------------ */
@@ -482,6 +481,11 @@ static void uvc__alloc_cb(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
   if (s->rbuf != NULL) {
     buf->base = s->rbuf;
     buf->len = s->rbuf_len;
+    return;
+  }
+  if (uvc_arena(l) == NULL) {
+    buf->base = NULL;  /* UV_ENOBUFS: libuv retries on the next iteration */
+    buf->len = 0;
     return;
   }
   avail = UVC_ARENA_SIZE - l->arena_used;

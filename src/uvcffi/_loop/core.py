@@ -71,6 +71,7 @@ from .._uv.loop import (
     UVLoop,
 )
 from .._uv.timer import TimerPool
+from .._uv.timer import timer_start_at as _timer_start_at
 from .handles import Handle, TimerHandle
 
 logger = logging.getLogger("asyncio")
@@ -83,6 +84,8 @@ _ceil = math.ceil
 # are clamped to a due time that will never come.
 _MAX_DUE_MS = 1 << 60
 _when_of = operator.attrgetter("_when")
+_new_handle = object.__new__
+_copy_context = contextvars.copy_context
 
 
 def _debug_from_environment() -> bool:
@@ -263,7 +266,7 @@ class LoopCore(asyncio.AbstractEventLoop):
         counters = self._uv.counters()
         open_handles = counters["handles_opened"] - counters["handles_closed"]
         armed = sum(1 for obj in self._uv.objects if isinstance(obj, TimerHandle))
-        internal = self._internal_handle_count() + len(self._timers._free) + armed
+        internal = self._internal_handle_count() + len(self._timers.free) + armed
         return {**counters, "open": open_handles, "live": open_handles - internal}
 
     def _internal_handle_count(self) -> int:
@@ -331,13 +334,18 @@ class LoopCore(asyncio.AbstractEventLoop):
             self._timers_fired(fired)
 
     def _timers_fired(self, fired: list[TimerHandle]) -> None:
-        timers_put = self._timers.put
         if len(fired) > 1:
             fired.sort(key=_when_of)
         now = _monotonic()
         ready_append = self._ready.append
+        pool = self._timers
+        pool_free = pool.free
         for timer in fired:
-            timers_put(timer._timer)
+            # TimerPool.put, inlined.
+            if len(pool_free) < pool.max_free:
+                pool_free.append(timer._timer)
+            else:
+                pool.put(timer._timer)
             timer._timer = None
             if timer._when > now:
                 self._arm_timer(timer)
@@ -360,9 +368,19 @@ class LoopCore(asyncio.AbstractEventLoop):
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_soon")
-        handle = Handle(callback, args, self, context)
-        if handle._source_traceback:
-            del handle._source_traceback[-1]  # the traceback ends at the caller's line
+            handle = Handle(callback, args, self, context)
+            if handle._source_traceback:
+                del handle._source_traceback[-1]  # the traceback ends at the caller's line
+        else:
+            # Handle.__init__, inlined: this is the hottest path of the loop.
+            handle = _new_handle(Handle)
+            handle._context = _copy_context() if context is None else context
+            handle._loop = self
+            handle._callback = callback
+            handle._args = args
+            handle._cancelled = False
+            handle._repr = None
+            handle._source_traceback = None
         self._ready.append(handle)
         return handle
 
@@ -399,9 +417,9 @@ class LoopCore(asyncio.AbstractEventLoop):
     ) -> TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
-        timer = self.call_at(_monotonic() + delay, callback, *args, context=context)
+        timer = self._new_timer(_monotonic() + delay, callback, args, context, "call_later")
         if timer._source_traceback:
-            del timer._source_traceback[-1]
+            del timer._source_traceback[-2:]  # _new_timer's and call_later's frames
         return timer
 
     def call_at(
@@ -413,14 +431,37 @@ class LoopCore(asyncio.AbstractEventLoop):
     ) -> TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
+        timer = self._new_timer(when, callback, args, context, "call_at")
+        if timer._source_traceback:
+            del timer._source_traceback[-2:]
+        return timer
+
+    def _new_timer(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        context: contextvars.Context | None,
+        method: str,
+    ) -> TimerHandle:
+        """Make a TimerHandle and arm a pooled libuv timer for it (see "Timers" above)."""
         if self._closed:
             raise RuntimeError("Event loop is closed")
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_at")
-        timer = TimerHandle(when, callback, args, self, context)
-        if timer._source_traceback:
-            del timer._source_traceback[-1]
+            timer = TimerHandle(when, callback, args, self, context)
+        else:
+            # TimerHandle.__init__, inlined.
+            timer = _new_handle(TimerHandle)
+            timer._context = _copy_context() if context is None else context
+            timer._loop = self
+            timer._callback = callback
+            timer._args = args
+            timer._cancelled = False
+            timer._repr = None
+            timer._source_traceback = None
+            timer._when = when
         self._arm_timer(timer)
         return timer
 
@@ -432,13 +473,26 @@ class LoopCore(asyncio.AbstractEventLoop):
             due_ms = _ceil(due)
         else:
             due_ms = _MAX_DUE_MS
-        tid = self._uv.register(timer)
+        # UVLoop.register and TimerPool.start_at, inlined.
+        uv = self._uv
+        free_ids = uv.free_ids
+        if free_ids:
+            tid = free_ids.pop()
+            uv.objects[tid] = timer
+        else:
+            objects = uv.objects
+            tid = len(objects)
+            objects.append(timer)
+        pool = self._timers
+        ptr = pool.free.pop() if pool.free else pool.new(tid)
+        # uv_timer_start only fails for a closing handle, and pooled timers never close.
+        _timer_start_at(ptr, tid, due_ms)
         timer._tid = tid
-        timer._timer = self._timers.start_at(tid, due_ms)
+        timer._timer = ptr
         timer._scheduled = True
 
     def _timer_handle_cancelled(self, timer: Any) -> None:
-        """Called by TimerHandle.cancel() while its libuv timer is armed."""
+        """Disarm ``timer``'s libuv timer (asyncio's TimerHandle.cancel calls this)."""
         ptr = timer._timer
         timer._timer = None
         timer._scheduled = False

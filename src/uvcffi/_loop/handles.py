@@ -17,6 +17,8 @@ import contextvars
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
+from .._uv.timer import timer_stop as _timer_stop
+
 if TYPE_CHECKING:
     from .core import LoopCore
 
@@ -72,8 +74,28 @@ class TimerHandle(asyncio.TimerHandle):
         self._tid = 0
 
     def cancel(self) -> None:
-        if not self._cancelled:
-            if self._timer is not None:
-                self._loop._timer_handle_cancelled(self)
-            # asyncio.Handle.cancel: mark cancelled, drop the callback and its arguments.
-            asyncio.Handle.cancel(self)
+        if self._cancelled:
+            return
+        ptr = self._timer
+        if ptr is not None:
+            # LoopCore._timer_handle_cancelled, inlined: stop the libuv timer, give it
+            # back to the pool and free the id (no event for it can be pending, see
+            # _uv/loop.py).
+            loop = self._loop
+            self._timer = None
+            self._scheduled = False
+            _timer_stop(ptr)
+            pool = loop._timers
+            if len(pool.free) < pool.max_free:
+                pool.free.append(ptr)
+            else:
+                pool.put(ptr)
+            uv = loop._uv
+            uv.objects[self._tid] = None
+            uv.free_ids.append(self._tid)
+        # asyncio.Handle.cancel: mark cancelled, drop the callback and its arguments.
+        self._cancelled = True
+        if self._loop._debug:
+            self._repr = repr(self)
+        self._callback = None
+        self._args = None

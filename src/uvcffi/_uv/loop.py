@@ -76,8 +76,9 @@ class UVLoop:
         # Id 0 is never handed out, so a zeroed `data` field can never look valid.
         self.objects: list[Any] = [None]
         self.free_ids: list[int] = []
-        # One buffer object over the read arena, sliced for every read (one copy).
-        self._arena: Any = ffi.buffer(lib.uvc_arena(ptr), lib.uvc_arena_size())
+        # One buffer object over the read arena, sliced for every read (one copy); made
+        # on the first read, as the arena itself is.
+        self._arena: Any = None
 
     # -- ids ---------------------------------------------------------------------------
 
@@ -120,11 +121,10 @@ class UVLoop:
 
     def arena_bytes(self, offset: int, n: int) -> bytes:
         """The ``n`` bytes a READ event left at ``offset`` of the arena, as bytes."""
-        return self._arena[offset : offset + n]  # type: ignore[no-any-return]
-
-    def arena_view(self) -> Any:
-        """The arena as a writable buffer; only valid until the next :meth:`run`."""
-        return self._arena
+        arena = self._arena
+        if arena is None:
+            arena = self._arena = ffi.buffer(lib.uvc_arena(self._ptr), lib.uvc_arena_size())
+        return arena[offset : offset + n]  # type: ignore[no-any-return]
 
     def now(self) -> int:
         """libuv's cached loop time in milliseconds (updated once per iteration)."""

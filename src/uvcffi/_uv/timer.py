@@ -33,16 +33,21 @@ class TimerPool:
     them last (the asyncio TimerHandle), passed to :meth:`start`.
     """
 
-    __slots__ = ("_uvloop", "_free", "max_free")
+    __slots__ = ("_uvloop", "free", "max_free")
 
     def __init__(self, uvloop: UVLoop, max_free: int = 4096) -> None:
         self._uvloop = uvloop
-        self._free: list[Any] = []
+        # Public for the asyncio loop's hot paths, which pop and append inline.
+        self.free: list[Any] = []
         self.max_free = max_free
 
     def _take(self, oid: int) -> Any:
-        if self._free:
-            return self._free.pop()
+        if self.free:
+            return self.free.pop()
+        return self.new(oid)
+
+    def new(self, oid: int) -> Any:
+        """A new stopped timer (the pool was empty)."""
         err = ffi.new("int*")
         ptr = lib.uvc_timer_new(self._uvloop.ptr, oid, err)
         if ptr == ffi.NULL:
@@ -70,16 +75,16 @@ class TimerPool:
 
     def put(self, ptr: Any) -> None:
         """Take back a stopped timer (one-shot timers are stopped when they fire)."""
-        if len(self._free) < self.max_free:
-            self._free.append(ptr)
+        if len(self.free) < self.max_free:
+            self.free.append(ptr)
         else:
             # The id it carries was its last owner's and may already be reused.
             lib.uvc_close_disowned(ptr)
 
     def clear(self) -> None:
-        for ptr in self._free:
+        for ptr in self.free:
             lib.uvc_close_disowned(ptr)
-        self._free.clear()
+        self.free.clear()
 
 
 class UVTimer(UVHandle):
