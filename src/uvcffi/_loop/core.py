@@ -134,6 +134,10 @@ class LoopCore(asyncio.AbstractEventLoop):
         self._task_class: Any = asyncio.Task if stdlib_futures else Task
         # The one handle that always keeps uv_run(ONCE) able to sleep and be woken.
         self._wakeup = UVAsync(self._uv, _noop)
+        # Python socket objects over fds that libuv handles own (transports, servers):
+        # detached before the loop frees the handles, so that a socket object collected
+        # later cannot close an fd number that has been reused since.
+        self._fd_sockets: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return (
@@ -253,6 +257,9 @@ class LoopCore(asyncio.AbstractEventLoop):
                 obj._scheduled = False
         self._timers.clear()
         self._wakeup.close()
+        for sock in list(self._fd_sockets):
+            sock.detach()
+        self._fd_sockets.clear()
         self._uv_close_stats = self._uv.close()
 
     def _uv_handle_stats(self) -> dict[str, int]:

@@ -57,6 +57,7 @@ class Server(asyncio.AbstractServer):
             else:
                 handle = UVTCP(loop._uv)  # AF_UNSPEC: open() adopts the fd
                 handle.open(sock.fileno())  # type: ignore[attr-defined]
+            loop._fd_sockets.add(sock)
             listener = _Listener(sock, handle)
             handle.on_connection = lambda status, lst=listener: self._on_connection(lst, status)
             self._listeners.append(listener)
@@ -174,6 +175,7 @@ class Server(asyncio.AbstractServer):
             return
         self._listeners = None
         for listener in listeners:
+            self._loop._fd_sockets.discard(listener.sock)
             listener.sock.detach()  # libuv closes the fd with the handle
             listener.handle.close()
         self._serving = False

@@ -130,10 +130,11 @@ class UVStreamTransport(asyncio.Transport):
         if self._sock is None and not self._stream.closed:
             try:
                 fd = self._stream.fileno()
-                stype = socket.SOCK_STREAM
-                self._sock = socket.socket(self._family, stype, 0, fileno=fd)
+                self._sock = socket.socket(self._family, socket.SOCK_STREAM, 0, fileno=fd)
             except OSError:
                 return None
+        if self._sock is not None:
+            self._loop._fd_sockets.add(self._sock)
         return self._sock
 
     # -- protocol ------------------------------------------------------------------------
@@ -428,6 +429,7 @@ class UVStreamTransport(asyncio.Transport):
 
     def _close_handle(self) -> None:
         if self._sock is not None:
+            self._loop._fd_sockets.discard(self._sock)
             self._sock.detach()  # the fd is libuv's: it closes it with the handle
             self._sock = None
         self._stream.close()
