@@ -7,6 +7,8 @@ One module per libuv handle type, each a thin Python wrapper over the glue in
   the integer ids carried by events back to Python objects.
 * ``handle``: :class:`UVHandle`, the base class and its lifetime protocol.
 * ``timer``, ``async_``, ``poll``, ``signal``, ``loop_watcher`` (idle, check, prepare).
+* ``stream`` (reads through the arena, writes, listen/accept), ``tcp``, ``pipe``, ``udp``.
+* ``process``: ``uv_spawn`` and the child's exit.
 * ``dns``: the getaddrinfo and getnameinfo requests.
 
 Nothing above this package touches ``ffi`` or ``lib``.
