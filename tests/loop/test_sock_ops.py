@@ -517,6 +517,59 @@ def test_reused_fd_is_watched_again_when_its_reader_is_replaced(uvcffi_loop, soc
     assert got == [b"x"]
 
 
+def test_socket_closed_and_fd_reused_between_two_sock_recv_in_one_step(loop, socks):
+    # The first sock_recv ends and, in the same task step, its socket is closed and a new
+    # socket gets the fd: the new socket must really be watched.
+    a, b = socks.pair()
+    fd = a.fileno()
+
+    async def main():
+        loop.call_later(0.01, b.send, b"first")
+        assert await loop.sock_recv(a, 10) == b"first"
+        a.close()
+        with pytest.raises(ValueError):
+            loop.remove_reader(a)  # the closed socket is not registered any more
+        c, d = socks.pair()
+        if c.fileno() != fd:
+            pytest.skip("the fd number was not reused")
+        loop.call_later(0.01, d.send, b"second")
+        assert await loop.sock_recv(c, 10) == b"second"
+        # And through add_reader with the bare fd.
+        loop.call_later(0.01, d.send, b"third")
+        assert await loop.sock_recv(c, 10) == b"third"
+        got = loop.create_future()
+        c.close()
+        c2, d2 = socks.pair()
+        if c2.fileno() != fd:
+            pytest.skip("the fd number was not reused")
+        loop.add_reader(fd, lambda: got.done() or got.set_result(c2.recv(10)))
+        d2.send(b"fourth")
+        assert await got == b"fourth"
+        assert loop.remove_reader(fd)
+
+    run(loop, main())
+
+
+def test_back_to_back_waits_reuse_the_poll_handle(uvcffi_loop, socks):
+    """A sock_* operation that waits right after another one on the same socket ended, in
+    the same task step, re-arms the same poll handle: no libuv call, no syscall."""
+    loop = uvcffi_loop
+    a, b = socks.pair()
+
+    async def main():
+        loop.call_later(0.01, b.send, b"1")
+        assert await loop.sock_recv(a, 10) == b"1"
+        opened = loop._uv.counters()["handles_opened"]
+        for i in range(2, 6):
+            loop.call_later(0.01, b.send, b"%d" % i)
+            assert await loop.sock_recv(a, 10) == b"%d" % i
+        assert loop._uv.counters()["handles_opened"] == opened
+
+    run(loop, main())
+    run(loop, iterations())
+    assert loop._uv_handle_stats()["live"] == 0  # closed once nothing waited any more
+
+
 def test_sock_recv_whose_socket_is_closed_in_the_same_iteration(loop, socks):
     # libuv registers an fd with epoll lazily, in the next uv_run, and aborts the process
     # if that fails: uvcffi must notice the close first.

@@ -5,10 +5,14 @@ One poll handle per fd
 libuv lets only one ``uv_poll_t`` watch a given fd, so everything the loop watches on an fd
 lives in one :class:`_Watch`: the reader Handle, the writer Handle, and a poll handle
 started with the union of their interests.  Adding or removing one of them restarts the
-handle with the new mask; removing the last closes it, so after a test's work no poll
-handle is left open.  A poll event appends the reader's and/or the writer's Handle to the
-ready queue -- the Handle objects themselves, so a cancelled one is skipped -- and runs no
-user code.  Replacing a reader cancels the old Handle, as in asyncio.
+handle with the new mask; removing the last closes it -- just before the next ``uv_run``,
+since no event can arrive until then: a sock_* operation that ends and the next one that
+waits on the same socket object in the same task step (an echo loop, a request/response
+client) find the handle still started for the right mask, and re-arm it without a single
+syscall, where asyncio's selector pays an ``epoll_ctl`` DEL and ADD.  After a test's work no
+poll handle is left open.  A poll event appends the reader's and/or the writer's Handle to
+the ready queue -- the Handle objects themselves, so a cancelled one is skipped -- and runs
+no user code.  Replacing a reader cancels the old Handle, as in asyncio.
 
 ``uv_poll_init`` switches the fd to non-blocking mode.  asyncio's selector leaves the fd
 alone, and an fd shared with other code (stdin, a socket a thread reads with blocking
@@ -228,7 +232,9 @@ class _FdPoll(UVPoll):
 class _Watch:
     """Everything the loop watches on one fd."""
 
-    __slots__ = ("fd", "fileobj", "reader", "writer", "poll", "ready", "loop", "unsynced")
+    __slots__ = (
+        "fd", "fileobj", "reader", "writer", "poll", "ready", "loop", "unsynced", "parked",
+    )
 
     def __init__(self, loop: SocketMixin, fd: int, fileobj: Any) -> None:
         self.loop = loop
@@ -239,6 +245,7 @@ class _Watch:
         self.writer: Handle | None = None
         self.poll: _FdPoll | None = None
         self.unsynced = False  # (re)started since the last uv_run: probe before the next
+        self.parked = False  # emptied since the last uv_run: closed before the next
 
     def mask(self) -> int:
         return (READABLE if self.reader is not None else 0) | (
@@ -274,14 +281,19 @@ class SocketMixin(LoopCore):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._sk_watches: dict[int, _Watch] = {}
-        self._sk_unsynced: list[_Watch] = []
+        self._sk_unsynced: list[_Watch] = []  # to probe before the next uv_run
+        self._sk_parked: list[_Watch] = []  # to close before the next uv_run
+        self._sk_armed = False
         self._sk_probe: Any = None  # a private epoll instance, created on first need
 
     # ------------------------------------------------------------------------------------
     # The poll handles
     # ------------------------------------------------------------------------------------
 
-    def _sk_apply(self, watch: _Watch, restart: bool = False, create: bool = True) -> None:
+    def _sk_apply(
+        self, watch: _Watch, restart: bool = False, create: bool = True,
+        nonblocking: bool = False,
+    ) -> None:
         """Make ``watch``'s poll handle watch exactly what its reader and writer want.
 
         A registered watch without a poll handle is one whose fd turned out to be unusable;
@@ -291,34 +303,37 @@ class SocketMixin(LoopCore):
         mask = watch.mask()
         poll = watch.poll
         if not mask:
-            if self._sk_watches.get(watch.fd) is watch:
-                del self._sk_watches[watch.fd]
-            if poll is not None:
-                watch.poll = None
-                poll.close()
+            if poll is None:
+                if self._sk_watches.get(watch.fd) is watch:
+                    del self._sk_watches[watch.fd]
+            elif not watch.parked:
+                # Keep it, still started, until just before the next uv_run (no event can
+                # arrive before): a sock_* operation that ends and the next one that waits
+                # on the same socket, in one task step, then cost no syscall at all.
+                watch.parked = True
+                self._sk_parked.append(watch)
+                self._sk_arm()
             return
         if poll is None:
             if not create:
                 return
-            poll = self._sk_new_poll(watch)
+            poll = self._sk_new_poll(watch, nonblocking)
         elif not restart and poll.events == mask:
             return
         poll.start(mask)
         if not watch.unsynced:
             watch.unsynced = True
-            if not self._sk_unsynced:
-                # Probe before the next uv_run.  An instance attribute shadows the class's
-                # _run_once for one iteration, so iterations with nothing to probe pay
-                # nothing (core.py has no pre-uv_run hook to register with).
-                self._run_once = self._sk_probe_then_run_once  # type: ignore[method-assign]
             self._sk_unsynced.append(watch)
+            self._sk_arm()
 
-    def _sk_new_poll(self, watch: _Watch) -> _FdPoll:
+    def _sk_new_poll(self, watch: _Watch, nonblocking: bool) -> _FdPoll:
         fd = watch.fd
-        try:
-            blocking = os.get_blocking(fd)
-        except OSError:
-            blocking = False  # a bad fd: let libuv report it
+        blocking = False
+        if not nonblocking:
+            try:
+                blocking = os.get_blocking(fd)
+            except OSError:
+                pass  # a bad fd: let libuv report it
         try:
             poll = _FdPoll(self._uv, fd, watch.on_poll)
         except FileExistsError:
@@ -333,6 +348,15 @@ class SocketMixin(LoopCore):
                 pass
         watch.poll = poll
         return poll
+
+    def _sk_discard(self, watch: _Watch) -> None:
+        watch.parked = False
+        if self._sk_watches.get(watch.fd) is watch:
+            del self._sk_watches[watch.fd]
+        poll = watch.poll
+        if poll is not None:
+            watch.poll = None
+            poll.close()
 
     def _sk_poll_failed(self, watch: _Watch) -> None:
         """libuv saw POLLERR and stopped the handle: run both callbacks, keep watching."""
@@ -353,23 +377,44 @@ class SocketMixin(LoopCore):
             watch.writer = None
         self._sk_apply(watch, create=False)
 
-    def _sk_probe_then_run_once(self) -> None:
-        self._sk_probe_started()
+    # -- just before uv_run ----------------------------------------------------------------
+
+    def _sk_arm(self) -> None:
+        """Have the next iteration call _sk_before_uv_run first.
+
+        core.py has no hook for this, so an instance attribute shadows the class's
+        _run_once for one iteration: iterations with nothing to do pay nothing.
+        """
+        if not self._sk_armed:
+            self._sk_armed = True
+            self._run_once = self._sk_run_once  # type: ignore[method-assign]
+
+    def _sk_run_once(self) -> None:
+        self._sk_before_uv_run()
         self._run_once()  # the class's: the instance attribute is gone
 
-    def _sk_probe_started(self) -> None:
-        """Before uv_run: drop poll handles whose fd epoll would refuse (see the module doc)."""
+    def _sk_before_uv_run(self) -> None:
+        self._sk_armed = False
         self.__dict__.pop("_run_once", None)
-        watches = self._sk_unsynced
-        self._sk_unsynced = []
-        for watch in watches:
-            watch.unsynced = False
-            poll = watch.poll
-            if poll is None or not poll.events or self._sk_fd_pollable(watch.fd):
-                continue
-            watch.poll = None
-            poll.close()
-            watch.run_both()
+        if self._sk_parked:
+            parked = self._sk_parked
+            self._sk_parked = []
+            for watch in parked:
+                if watch.parked:
+                    self._sk_discard(watch)
+        if self._sk_unsynced:
+            watches = self._sk_unsynced
+            self._sk_unsynced = []
+            for watch in watches:
+                watch.unsynced = False
+                poll = watch.poll
+                if poll is None or not poll.events or self._sk_fd_pollable(watch.fd):
+                    continue
+                # Closed (or reused by something epoll refuses) since it was started:
+                # libuv would abort() on its epoll_ctl(ADD).  See the module docstring.
+                watch.poll = None
+                poll.close()
+                watch.run_both()
 
     def _sk_fd_pollable(self, fd: int) -> bool:
         probe = self._sk_probe
@@ -389,6 +434,8 @@ class SocketMixin(LoopCore):
             watches = list(self._sk_watches.values())
             self._sk_watches.clear()
             self._sk_unsynced = []
+            self._sk_parked = []
+            self._sk_armed = False
             self.__dict__.pop("_run_once", None)
             for watch in watches:
                 poll = watch.poll
@@ -404,9 +451,11 @@ class SocketMixin(LoopCore):
     # Readers and writers
     # ------------------------------------------------------------------------------------
 
-    def _sk_add(self, fileobj: Any, reading: bool, callback: Any, args: tuple[Any, ...]) -> Handle:
+    def _sk_add(
+        self, fileobj: Any, fd: int, reading: bool, callback: Any, args: tuple[Any, ...],
+        nonblocking: bool = False,
+    ) -> Handle:
         self._check_closed()
-        fd = _fileobj_to_fd(fileobj)
         handle = Handle(callback, args, self, None)
         watch = self._sk_watches.get(fd)
         if watch is None:
@@ -415,8 +464,32 @@ class SocketMixin(LoopCore):
                 watch.reader = handle
             else:
                 watch.writer = handle
-            self._sk_apply(watch)  # raises before anything is registered
+            self._sk_apply(watch, nonblocking=nonblocking)  # raises before registering
             self._sk_watches[fd] = watch
+            return handle
+        if watch.parked:
+            watch.parked = False
+            if reading:
+                watch.reader = handle
+            else:
+                watch.writer = handle
+            poll = watch.poll
+            if (
+                fileobj is watch.fileobj
+                and isinstance(fileobj, socket.socket)
+                and poll is not None
+                and poll.events == watch.mask()
+            ):
+                # The same socket object, still open with this fd (a socket's fd only
+                # changes to -1), watched for the same thing: nothing to change.
+                return handle
+            watch.fileobj = fileobj
+            try:
+                self._sk_apply(watch, restart=True, nonblocking=nonblocking)
+            except BaseException:
+                watch.reader = watch.writer = None
+                self._sk_discard(watch)
+                raise
             return handle
         old = watch.reader if reading else watch.writer
         if reading:
@@ -426,7 +499,7 @@ class SocketMixin(LoopCore):
         try:
             # A replacement restarts the handle too: the fd may have been closed and
             # reused since it was registered, and must be registered with epoll again.
-            self._sk_apply(watch, restart=old is not None)
+            self._sk_apply(watch, restart=old is not None, nonblocking=nonblocking)
         except BaseException:
             if reading:
                 watch.reader = old
@@ -443,7 +516,7 @@ class SocketMixin(LoopCore):
         except ValueError:
             # A file object closed since it was registered: find it by identity.
             for watch in self._sk_watches.values():
-                if watch.fileobj is fileobj:
+                if watch.fileobj is fileobj and not watch.parked:
                     return watch
             raise
         return self._sk_watches.get(fd)
@@ -465,10 +538,10 @@ class SocketMixin(LoopCore):
         return True
 
     def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
-        self._sk_add(fd, True, callback, args)
+        self._sk_add(fd, _fileobj_to_fd(fd), True, callback, args)
 
     def add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
-        self._sk_add(fd, False, callback, args)
+        self._sk_add(fd, _fileobj_to_fd(fd), False, callback, args)
 
     def remove_reader(self, fd: Any) -> bool:
         return self._sk_remove(fd, True)
@@ -490,8 +563,10 @@ class SocketMixin(LoopCore):
     ) -> Any:
         """Retry ``op(*args)`` whenever ``sock`` is ready until it stops blocking."""
         fut = self.create_future()
-        fd = sock.fileno()
-        handle = self._sk_add(fd, reading, _retry, (fut, op, args))
+        fd = _fileobj_to_fd(sock)
+        # Python keeps the fd of a socket with a timeout (0 included) in non-blocking mode.
+        nonblocking = sock.gettimeout() is not None
+        handle = self._sk_add(sock, fd, reading, _retry, (fut, op, args), nonblocking)
         try:
             return await fut
         finally:
