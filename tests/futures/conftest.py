@@ -13,6 +13,7 @@ classes on PyPy, and the uvcffi loop while the package does not import.
 """
 
 import asyncio
+import faulthandler
 import gc
 
 import pytest
@@ -89,6 +90,21 @@ def stdlib_before_311(request):
     elif 'impl_name' in names:
         impl = request.getfixturevalue('impl_name')
     return impl in ('c', 'py') and not PY311
+
+
+# No test here needs more than a second; a hang (a loop that never wakes up, a
+# task that is never stepped) dumps every thread's stack and exits instead of
+# eating CI's time budget.
+HANG_TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def hang_watchdog():
+    faulthandler.dump_traceback_later(HANG_TIMEOUT, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(params=['aio', 'uv'], ids=['aioloop', 'uvloop'])

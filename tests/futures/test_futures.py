@@ -331,16 +331,20 @@ def test_remove_done_callback_returns_count(loop, future_cls):
     def b(f):
         seen.append('b')
 
+    def c(f):
+        seen.append('c')
+
     fut.add_done_callback(a)
     fut.add_done_callback(b)
     fut.add_done_callback(a)
+    fut.add_done_callback(c)
     fut.add_done_callback(a)
     assert fut.remove_done_callback(a) == 3
     assert fut.remove_done_callback(a) == 0
-    assert len(fut._callbacks) == 1
+    assert len(fut._callbacks) == 2
     fut.set_result(None)
     _drain(loop)
-    assert seen == ['b']
+    assert seen == ['b', 'c']
 
 
 def test_remove_done_callback_after_scheduling_is_too_late(loop, future_cls):
