@@ -1,9 +1,13 @@
 """A pure-Python ``Future`` with asyncio's semantics, tuned for speed.
 
-The behaviour follows CPython 3.11's ``asyncio.Future`` (the C accelerator and
-``asyncio.futures._PyFuture`` agree on it), with the documented changes of
-later versions guarded by ``sys.version_info``.  The exception classes are
-asyncio's own, so ``except asyncio.CancelledError`` and friends work unchanged.
+The behaviour follows CPython 3.11's ``asyncio.futures._PyFuture``, error
+messages included, with the documented changes of later versions (3.12's loop
+lookup, 3.13's StopIteration wrapping) guarded by ``sys.version_info``.  Where
+the C accelerator is stricter we follow it: ``set_exception`` of something that
+is not an exception raises TypeError instead of failing half-way.  On 3.9/3.10
+(PyPy) the 3.11 behaviour is kept: cancel messages survive, ``result()``
+re-raises with the original traceback.  The exception classes are asyncio's
+own, so ``except asyncio.CancelledError`` and friends work unchanged.
 
 Two deliberate differences in *how* (not *what*):
 
@@ -26,6 +30,12 @@ Two deliberate differences in *how* (not *what*):
   already works that way).  ``Task`` has a ``__del__`` of its own anyway (for
   "Task was destroyed but it is pending!"), so it arms a shared marker instead
   of a logger and reports synchronously, exactly like asyncio.
+
+  Measured with tests/futures/bench_finalizers.py (create, set_result,
+  result, drop): an asyncio-style ``__del__`` would add ~95 ns (+16%) to every
+  future on CPython 3.11 and turn ~8 ns into ~50 ns on PyPy, where the JIT can
+  no longer remove the allocation; on the exception path the logger object
+  costs about what the ``__del__`` would.
 """
 
 import asyncio

@@ -1,9 +1,12 @@
 """A pure-Python ``Task`` with asyncio's semantics, built on our ``Future``.
 
-Behaviour follows CPython 3.11's ``asyncio.Task``; ``eager_start`` and
+Behaviour follows CPython 3.11's ``asyncio.Task`` (on 3.9/3.10 too, so PyPy
+gets cancel messages, ``cancelling()`` and ``uncancel()``); ``eager_start`` and
 ``get_context()`` follow 3.12, and ``uncancel()`` rescinding a pending
-cancellation when the count drops to zero follows 3.13 (documented there as
-"Changed in version 3.13"), each guarded by ``sys.version_info``.
+cancellation when the count drops to zero follows 3.13.0, whose C and Python
+Tasks both already do it; each is guarded by ``sys.version_info``.  The eager
+helpers are looked up with getattr: an asyncio without them gets tasks that
+are scheduled normally even when ``eager_start=True``.
 
 Our tasks register with asyncio's own bookkeeping (``_register_task``,
 ``_enter_task``/``_leave_task`` and, on 3.12+, the eager helpers), so
