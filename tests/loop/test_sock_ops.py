@@ -570,6 +570,41 @@ def test_back_to_back_waits_reuse_the_poll_handle(uvcffi_loop, socks):
     assert loop._uv_handle_stats()["live"] == 0  # closed once nothing waited any more
 
 
+def test_parked_poll_handle_and_the_fd_slot_in_libuv(uvcffi_loop, socks):
+    """Until the next uv_run a parked handle keeps the fd's slot in libuv: code giving a
+    reused fd number to another libuv handle calls _sk_release_fd first.  No parked handle
+    survives the end of a run."""
+    from uvcffi._uv.poll import UVPoll
+
+    loop = uvcffi_loop
+    a, b = socks.pair()
+    fd = a.fileno()
+
+    def no_events(status, events):
+        raise AssertionError("unexpected poll event")
+
+    async def main():
+        loop.call_later(0.01, b.send, b"x")
+        await loop.sock_recv(a, 10)  # it waited: its handle is parked now
+        a.close()
+        c, _ = socks.pair()
+        if c.fileno() != fd:
+            pytest.skip("the fd number was not reused")
+        with pytest.raises(FileExistsError):
+            UVPoll(loop._uv, fd, no_events)
+        loop._sk_release_fd(fd)
+        UVPoll(loop._uv, fd, no_events).close()
+
+    run(loop, main())
+
+    # A run that ends right after a wait leaves nothing holding the fd.
+    e, f = socks.pair()
+    loop.call_later(0.01, f.send, b"y")
+    assert run(loop, loop.sock_recv(e, 10)) == b"y"
+    UVPoll(loop._uv, e.fileno(), no_events).close()
+    run(loop, iterations())
+
+
 def test_sock_recv_whose_socket_is_closed_in_the_same_iteration(loop, socks):
     # libuv registers an fd with epoll lazily, in the next uv_run, and aborts the process
     # if that fails: uvcffi must notice the close first.

@@ -9,10 +9,13 @@ handle with the new mask; removing the last closes it -- just before the next ``
 since no event can arrive until then: a sock_* operation that ends and the next one that
 waits on the same socket object in the same task step (an echo loop, a request/response
 client) find the handle still started for the right mask, and re-arm it without a single
-syscall, where asyncio's selector pays an ``epoll_ctl`` DEL and ADD.  After a test's work no
-poll handle is left open.  A poll event appends the reader's and/or the writer's Handle to
-the ready queue -- the Handle objects themselves, so a cancelled one is skipped -- and runs
-no user code.  Replacing a reader cancels the old Handle, as in asyncio.
+syscall, where asyncio's selector pays an ``epoll_ctl`` DEL and ADD.  (Until then the fd's
+slot in libuv stays taken: see ``_sk_release_fd``.  ``run_forever`` closes parked handles
+when it returns.)  After a test's work no poll handle is left open.
+
+A poll event appends the reader's and/or the writer's Handle to the ready queue -- the
+Handle objects themselves, so a cancelled one is skipped -- and runs no user code.
+Replacing a reader cancels the old Handle, as in asyncio.
 
 ``uv_poll_init`` switches the fd to non-blocking mode.  asyncio's selector leaves the fd
 alone, and an fd shared with other code (stdin, a socket a thread reads with blocking
@@ -397,11 +400,7 @@ class SocketMixin(LoopCore):
         self._sk_armed = False
         self.__dict__.pop("_run_once", None)
         if self._sk_parked:
-            parked = self._sk_parked
-            self._sk_parked = []
-            for watch in parked:
-                if watch.parked:
-                    self._sk_discard(watch)
+            self._sk_discard_parked()
         if self._sk_unsynced:
             watches = self._sk_unsynced
             self._sk_unsynced = []
@@ -415,6 +414,34 @@ class SocketMixin(LoopCore):
                 watch.poll = None
                 poll.close()
                 watch.run_both()
+
+    def _sk_discard_parked(self) -> None:
+        parked = self._sk_parked
+        self._sk_parked = []
+        for watch in parked:
+            if watch.parked:
+                self._sk_discard(watch)
+
+    def _sk_release_fd(self, fd: int) -> None:
+        """Close at once a parked poll handle on ``fd``, if there is one.
+
+        A parked handle still holds the fd's slot in libuv until the next uv_run, so
+        code about to give the same fd number to another libuv handle (``uv_tcp_open``,
+        ``uv_pipe_open``, ``uv_poll_init``...) -- possible only if the parked socket was
+        closed and the number reused in the meantime -- calls this first, or gets EEXIST.
+        """
+        watch = self._sk_watches.get(fd)
+        if watch is not None and watch.parked:
+            self._sk_discard(watch)
+
+    def run_forever(self) -> None:
+        try:
+            super().run_forever()
+        finally:
+            # No parked handle outlives a run: while the loop is stopped the user may close
+            # sockets and hand their fd numbers to anything.
+            if self._sk_parked:
+                self._sk_discard_parked()
 
     def _sk_fd_pollable(self, fd: int) -> bool:
         probe = self._sk_probe
