@@ -14,7 +14,6 @@ classes on PyPy, and the uvcffi loop while the package does not import.
 
 import asyncio
 import faulthandler
-import gc
 
 import pytest
 
@@ -139,8 +138,6 @@ def loop(request, loop_kind):
         finally:
             asyncio.set_event_loop(None)
             lp.close()
-            # Flush finalisers of this test's objects while its loop is known.
-            gc.collect()
 
 
 def _cancel_leftovers(lp):
