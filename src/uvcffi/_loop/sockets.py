@@ -601,13 +601,13 @@ class SocketMixin(LoopCore):
             if not handle._cancelled:  # else it was replaced or removed: not ours to remove
                 self._sk_remove(fd, reading)
 
-    async def sock_recv(self, sock: Any, n: int) -> bytes:
+    async def sock_recv(self, sock: Any, nbytes: int) -> bytes:
         self._sk_check(sock)
         try:
-            return sock.recv(n)  # type: ignore[no-any-return]
+            return sock.recv(nbytes)  # type: ignore[no-any-return]
         except _RETRY:
             pass
-        return await self._sk_wait(sock, True, sock.recv, n)  # type: ignore[no-any-return]
+        return await self._sk_wait(sock, True, sock.recv, nbytes)  # type: ignore[no-any-return]
 
     async def sock_recv_into(self, sock: Any, buf: Any) -> int:
         self._sk_check(sock)
