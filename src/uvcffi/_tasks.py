@@ -303,6 +303,10 @@ class Task(Future):
         except BaseException as error:
             _future_set_exception(self, error)
         else:
+            if result is None:
+                # A bare yield (asyncio.sleep(0)) gives up one loop iteration.
+                self._loop.call_soon(self.__step, context=self._context)
+                return
             blocking = getattr(result, '_asyncio_future_blocking', None)
             if blocking is not None:
                 # A future yielded by its own __await__/__iter__.
@@ -327,9 +331,6 @@ class Task(Future):
                         f'yield was used instead of yield from '
                         f'in task {self!r} with {result!r}')
                     self._loop.call_soon(self.__step, new_exc, context=self._context)
-            elif result is None:
-                # A bare yield gives up one loop iteration.
-                self._loop.call_soon(self.__step, context=self._context)
             elif _isgenerator(result):
                 new_exc = RuntimeError(
                     f'yield was used instead of yield from for '
