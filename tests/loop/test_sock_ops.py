@@ -647,6 +647,33 @@ def test_raw_fd_closed_right_after_add_reader(loop, socks):
     run(loop, main())
 
 
+def test_probe_without_a_spare_fd(uvcffi_loop, socks, monkeypatch):
+    """When no epoll instance can be created for the probe (out of fds), an fstat stands in
+    for it: a closed fd is still caught before libuv sees it."""
+    import types
+
+    import uvcffi._loop.sockets as sockets_module
+
+    def no_epoll():
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    fake_select = types.SimpleNamespace(epoll=no_epoll, EPOLLIN=select.EPOLLIN)
+    monkeypatch.setattr(sockets_module, "select", fake_select)
+    loop = uvcffi_loop
+    a, _ = socks.pair()
+    fd = a.detach()
+    calls = []
+
+    async def main():
+        loop.add_reader(fd, calls.append, "r")
+        os.close(fd)
+        await iterations()
+        assert calls == ["r"]
+        assert loop.remove_reader(fd) is True
+
+    run(loop, main())
+
+
 def test_mask_change_on_an_fd_closed_behind_the_loop(uvcffi_loop, socks, tmp_path):
     """Adding a writer to a reader whose fd was closed -- and reused by a regular file,
     which epoll refuses -- runs both callbacks instead of letting libuv abort.  (The stdlib

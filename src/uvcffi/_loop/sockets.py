@@ -72,6 +72,7 @@ import io
 import os
 import select
 import socket
+import stat
 from typing import Any, Callable
 
 from .._uv.poll import READABLE, WRITABLE, UVPoll
@@ -446,7 +447,10 @@ class SocketMixin(LoopCore):
     def _sk_fd_pollable(self, fd: int) -> bool:
         probe = self._sk_probe
         if probe is None:
-            probe = self._sk_probe = select.epoll()
+            try:
+                probe = self._sk_probe = select.epoll()
+            except OSError:  # out of fds, say: the next best check, without one
+                return _fd_pollable_by_stat(fd)
         try:
             probe.register(fd, select.EPOLLIN)
         except FileExistsError:  # pragma: no cover - every probe is undone at once
@@ -747,6 +751,15 @@ class SocketMixin(LoopCore):
         finally:
             if total > 0 and hasattr(file, "seek"):
                 file.seek(offset + total)
+
+
+def _fd_pollable_by_stat(fd: int) -> bool:
+    """Open, and not a regular file or a directory (which epoll refuses)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _seekable(file: Any) -> bool:
