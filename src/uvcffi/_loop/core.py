@@ -138,6 +138,9 @@ class LoopCore(asyncio.AbstractEventLoop):
         # detached before the loop frees the handles, so that a socket object collected
         # later cannot close an fd number that has been reused since.
         self._fd_sockets: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Called once just before the next uv_run, then cleared: for services that must
+        # settle libuv state first (sockets.py checks fds it started polling).
+        self._before_poll: Callable[[], object] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -284,6 +287,10 @@ class LoopCore(asyncio.AbstractEventLoop):
     # ------------------------------------------------------------------------------------
 
     def _run_once(self) -> None:
+        before_poll = self._before_poll
+        if before_poll is not None:
+            self._before_poll = None
+            before_poll()
         ready = self._ready
         events = self._uv.run(RUN_NOWAIT if (ready or self._stopping) else RUN_ONCE)
         if events:

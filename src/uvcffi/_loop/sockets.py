@@ -384,22 +384,13 @@ class SocketMixin(LoopCore):
     # -- just before uv_run ----------------------------------------------------------------
 
     def _sk_arm(self) -> None:
-        """Have the next iteration call _sk_before_uv_run first.
-
-        core.py has no hook for this, so an instance attribute shadows the class's
-        _run_once for one iteration: iterations with nothing to do pay nothing.
-        """
+        """Have the next iteration call _sk_before_uv_run just before uv_run."""
         if not self._sk_armed:
             self._sk_armed = True
-            self._run_once = self._sk_run_once  # type: ignore[method-assign]
-
-    def _sk_run_once(self) -> None:
-        self._sk_before_uv_run()
-        self._run_once()  # the class's: the instance attribute is gone
+            self._before_poll = self._sk_before_uv_run
 
     def _sk_before_uv_run(self) -> None:
         self._sk_armed = False
-        self.__dict__.pop("_run_once", None)
         if self._sk_parked:
             self._sk_discard_parked()
         if self._sk_unsynced:
@@ -467,7 +458,7 @@ class SocketMixin(LoopCore):
             self._sk_unsynced = []
             self._sk_parked = []
             self._sk_armed = False
-            self.__dict__.pop("_run_once", None)
+            self._before_poll = None
             for watch in watches:
                 poll = watch.poll
                 watch.poll = None
