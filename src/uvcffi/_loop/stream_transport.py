@@ -29,6 +29,7 @@ import logging
 import socket
 import warnings
 from asyncio import trsock
+from asyncio.constants import _SendfileMode
 from typing import Any
 
 from .._errors import exception_for
@@ -48,6 +49,9 @@ def _set_result_unless_cancelled(fut: Any, result: Any) -> None:
 
 
 class UVStreamTransport(asyncio.Transport):
+    # loop.sendfile() works on this transport by reading and writing (no os.sendfile yet).
+    _sendfile_compatible = _SendfileMode.FALLBACK
+
     """An ``asyncio.Transport`` (with ``BufferedProtocol`` support) over a UVStream.
 
     ``sock`` is a Python socket object for the same fd, or None to make one on first
@@ -86,6 +90,8 @@ class UVStreamTransport(asyncio.Transport):
         self._deliver_handle = Handle(self._deliver, (), loop, None)
         self._low_water = 0
         self._high_water = 0
+        self._sendfile_running = False
+        self._drain_waiters: list[Any] = []
         self._set_write_buffer_limits()
         self.set_protocol(protocol)
 
@@ -255,8 +261,13 @@ class UVStreamTransport(asyncio.Transport):
             )
         if self._eof_written:
             raise RuntimeError("Cannot call write() after write_eof()")
+        if self._sendfile_running:
+            raise RuntimeError("unable to write; sendfile is in progress")
         if not data:
             return
+        self._write(data)
+
+    def _write(self, data: Any) -> None:
         if self._conn_lost or self._stream.closed:
             if self._conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning("socket.send() raised exception.")
@@ -297,6 +308,8 @@ class UVStreamTransport(asyncio.Transport):
             )
             return
         size = self._stream.write_queue_size()
+        if self._drain_waiters and size <= self._low_water:
+            self._wake_drain_waiters(None)
         if self._protocol_paused and size <= self._low_water:
             self._loop._ready.append(Handle(self._maybe_resume_protocol, (), self._loop, None))
         if size == 0 and self._closing and not self._conn_lost:
@@ -341,7 +354,7 @@ class UVStreamTransport(asyncio.Transport):
 
     def _maybe_pause_protocol(self) -> None:
         size = self.get_write_buffer_size()
-        if size <= self._high_water or self._protocol_paused:
+        if size <= self._high_water or self._protocol_paused or self._sendfile_running:
             return
         self._protocol_paused = True
         try:
@@ -374,6 +387,60 @@ class UVStreamTransport(asyncio.Transport):
                         "protocol": self._protocol,
                     }
                 )
+
+    # -- sendfile (loop.sendfile's fallback) ------------------------------------------------
+
+    def _wake_drain_waiters(self, exc: BaseException | None) -> None:
+        waiters = self._drain_waiters
+        self._drain_waiters = []
+        for fut in waiters:
+            if fut.done():
+                continue
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)
+
+    async def _sendfile_drain(self) -> None:
+        """Wait until the write queue is down to the low-water mark."""
+        if self._conn_lost or self._connection_lost_called:
+            raise ConnectionError("Connection closed by peer")
+        if self.get_write_buffer_size() <= self._high_water:
+            return
+        fut = self._loop.create_future()
+        self._drain_waiters.append(fut)
+        await fut
+
+    async def _sendfile(self, file: Any, offset: int, count: int | None) -> int:
+        """Send ``file`` through this transport: read a block, write it, mind the queue.
+
+        While it runs, the protocol's own writes are refused and its flow-control callbacks
+        are not called, as in asyncio."""
+        self._sendfile_running = True
+        total = 0
+        try:
+            if offset:
+                file.seek(offset)
+            blocksize = min(count, 65536) if count else 65536
+            buf = bytearray(blocksize)
+            while True:
+                if count:
+                    blocksize = min(count - total, blocksize)
+                    if blocksize <= 0:
+                        return total
+                view = memoryview(buf)[:blocksize]
+                read = await self._loop.run_in_executor(None, file.readinto, view)
+                if not read:
+                    return total
+                await self._sendfile_drain()
+                self._write(bytes(view[:read]))
+                total += read
+        finally:
+            self._sendfile_running = False
+            if total > 0 and hasattr(file, "seek"):
+                file.seek(offset + total)
+            if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
+                self._maybe_resume_protocol()
 
     # -- closing -------------------------------------------------------------------------
 
@@ -417,6 +484,8 @@ class UVStreamTransport(asyncio.Transport):
             return
         self._connection_lost_called = True
         self._closing = True
+        if self._drain_waiters:
+            self._wake_drain_waiters(ConnectionError("Connection closed by peer"))
         try:
             self._protocol.connection_lost(exc)
         finally:

@@ -549,6 +549,45 @@ class StreamsMixin(LoopCore):
             await asyncio.sleep(0)
         return server
 
+    # -- sendfile --------------------------------------------------------------------------
+
+    async def sendfile(
+        self,
+        transport: Any,
+        file: Any,
+        offset: int = 0,
+        count: int | None = None,
+        *,
+        fallback: bool = True,
+    ) -> int:
+        """Send a file through a transport; returns the number of bytes sent.
+
+        uvcffi has no zero-copy path yet: the file is read in blocks (in the default
+        executor) and written through the transport, minding its flow control, which is
+        asyncio's fallback; ``fallback=False`` therefore raises SendfileNotAvailableError.
+        """
+        if transport.is_closing():
+            raise RuntimeError("Transport is closing")
+        if not isinstance(transport, UVStreamTransport):
+            raise RuntimeError(f"sendfile is not supported for transport {transport!r}")
+        if "b" not in getattr(file, "mode", "b"):
+            raise ValueError("file should be opened in binary mode")
+        if not isinstance(offset, int):
+            raise TypeError(f"offset must be a non-negative integer (got {offset!r})")
+        if count is not None:
+            if not isinstance(count, int):
+                raise TypeError(f"count must be a positive integer (got {count!r})")
+            if count <= 0:
+                raise ValueError(f"count must be a positive integer (got {count!r})")
+        if offset < 0:
+            raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
+        if not fallback:
+            raise asyncio.SendfileNotAvailableError(
+                f"fallback is disabled and native sendfile is not supported for "
+                f"transport {transport!r}"
+            )
+        return await transport._sendfile(file, offset, count)
+
     # -- TLS upgrade ---------------------------------------------------------------------------
 
     async def start_tls(
