@@ -313,7 +313,13 @@ class Future:
             raise InvalidStateError(f'{self._state}: {self!r}')
         self._result = result
         self._state = _FINISHED
-        self.__schedule_callbacks()
+        callbacks = self._callbacks
+        if callbacks:  # __schedule_callbacks(), inlined on this hot path
+            todo = callbacks[:]
+            callbacks.clear()
+            call_soon = self._loop.call_soon
+            for fn, ctx in todo:
+                call_soon(fn, self, context=ctx)
 
     def set_exception(self, exception):
         """Mark the future done with ``exception``; InvalidStateError if already done."""
@@ -344,7 +350,10 @@ class Future:
         if self._state == _PENDING:
             self._asyncio_future_blocking = True
             yield self  # tells the Task to wait for completion
-        if self._state == _PENDING:
+        state = self._state
+        if state == _FINISHED and self._exception is None:
+            return self._result  # what result() returns, without the call
+        if state == _PENDING:
             raise RuntimeError("await wasn't used with future")
         return self.result()
 

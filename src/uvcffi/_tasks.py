@@ -33,6 +33,7 @@ from asyncio import tasks as _aio_tasks
 
 from ._futures import (
     _ARMED,
+    _FINISHED,
     _PENDING,
     CancelledError,
     Future,
@@ -245,7 +246,7 @@ class Task(Future):
             try:
                 _register_eager_task(self)
                 try:
-                    self._context.run(self.__step_run_and_handle_result, None)
+                    self._context.run(self.__step, None, True)
                 finally:
                     _unregister_eager_task(self)
             finally:
@@ -261,7 +262,9 @@ class Task(Future):
                         _register_task(self)
                     self = None  # break cycles when an exception occurs
 
-    def __step(self, exc=None):
+    def __step(self, exc=None, _eager=False):
+        # _eager: the first step of an eager task, which __eager_start has
+        # already made the current task (with _swap_current_task).
         if self._state != _PENDING:
             raise InvalidStateError(
                 f'_step(): already done: {self!r}, {exc!r}')
@@ -271,85 +274,93 @@ class Task(Future):
             self._must_cancel = False
         self._fut_waiter = None
         loop = self._loop
-        _enter_task(loop, self)
-        try:
-            self.__step_run_and_handle_result(exc)
-        finally:
-            _leave_task(loop, self)
-            self = None  # break cycles when an exception occurs
-
-    def __step_run_and_handle_result(self, exc):
+        if not _eager:
+            _enter_task(loop, self)
         coro = self._coro
         try:
-            if exc is None:
-                # send() rather than next(): coroutines have no __next__.
-                result = coro.send(None)
-            else:
-                result = coro.throw(exc)
-        except StopIteration as stop:
-            if self._must_cancel:
-                # cancel() arrived while the coroutine was finishing.
-                self._must_cancel = False
-                _future_cancel(self, msg=self._cancel_message)
-            else:
-                _future_set_result(self, stop.value)
-        except CancelledError as cancelled:
-            # Keep the original so result() can re-raise it, chain intact.
-            self._cancelled_exc = cancelled
-            _future_cancel(self)
-        except (KeyboardInterrupt, SystemExit) as fatal:
-            _future_set_exception(self, fatal)
-            raise
-        except BaseException as error:
-            _future_set_exception(self, error)
-        else:
-            if result is None:
-                # A bare yield (asyncio.sleep(0)) gives up one loop iteration.
-                self._loop.call_soon(self.__step, context=self._context)
-                return
-            blocking = getattr(result, '_asyncio_future_blocking', None)
-            if blocking is not None:
-                # A future yielded by its own __await__/__iter__.
-                if _get_loop(result) is not self._loop:
-                    new_exc = RuntimeError(
-                        f'Task {self!r} got Future '
-                        f'{result!r} attached to a different loop')
-                    self._loop.call_soon(self.__step, new_exc, context=self._context)
-                elif blocking:
-                    if result is self:
-                        new_exc = RuntimeError(f'Task cannot await on itself: {self!r}')
-                        self._loop.call_soon(self.__step, new_exc, context=self._context)
-                    else:
-                        result._asyncio_future_blocking = False
-                        result.add_done_callback(self.__wakeup, context=self._context)
-                        self._fut_waiter = result
-                        if self._must_cancel:
-                            if result.cancel(msg=self._cancel_message):
-                                self._must_cancel = False
+            try:
+                if exc is None:
+                    # send() rather than next(): coroutines have no __next__.
+                    result = coro.send(None)
                 else:
-                    new_exc = RuntimeError(
-                        f'yield was used instead of yield from '
-                        f'in task {self!r} with {result!r}')
-                    self._loop.call_soon(self.__step, new_exc, context=self._context)
-            elif _isgenerator(result):
-                new_exc = RuntimeError(
-                    f'yield was used instead of yield from for '
-                    f'generator in task {self!r} with {result!r}')
-                self._loop.call_soon(self.__step, new_exc, context=self._context)
+                    result = coro.throw(exc)
+            except StopIteration as stop:
+                if self._must_cancel:
+                    # cancel() arrived while the coroutine was finishing.
+                    self._must_cancel = False
+                    _future_cancel(self, msg=self._cancel_message)
+                else:
+                    _future_set_result(self, stop.value)
+            except CancelledError as cancelled:
+                # Keep the original so result() can re-raise it, chain intact.
+                self._cancelled_exc = cancelled
+                _future_cancel(self)
+            except (KeyboardInterrupt, SystemExit) as fatal:
+                _future_set_exception(self, fatal)
+                raise
+            except BaseException as error:
+                _future_set_exception(self, error)
             else:
-                new_exc = RuntimeError(f'Task got bad yield: {result!r}')
-                self._loop.call_soon(self.__step, new_exc, context=self._context)
+                if result is None:
+                    # A bare yield (asyncio.sleep(0)) gives up one loop iteration.
+                    self._loop.call_soon(self.__step, context=self._context)
+                    return
+                blocking = getattr(result, '_asyncio_future_blocking', None)
+                if blocking is not None:
+                    # A future yielded by its own __await__/__iter__.
+                    rcls = result.__class__
+                    # Our own exact classes: read the fields instead of calling methods.
+                    own = rcls is Future or rcls is Task
+                    if (result._loop if own else _get_loop(result)) is not self._loop:
+                        new_exc = RuntimeError(
+                            f'Task {self!r} got Future '
+                            f'{result!r} attached to a different loop')
+                        self._loop.call_soon(self.__step, new_exc, context=self._context)
+                    elif blocking:
+                        if result is self:
+                            new_exc = RuntimeError(f'Task cannot await on itself: {self!r}')
+                            self._loop.call_soon(self.__step, new_exc, context=self._context)
+                        else:
+                            result._asyncio_future_blocking = False
+                            if own and result._state == _PENDING:
+                                result._callbacks.append((self.__wakeup, self._context))
+                            else:
+                                result.add_done_callback(self.__wakeup, context=self._context)
+                            self._fut_waiter = result
+                            if self._must_cancel:
+                                if result.cancel(msg=self._cancel_message):
+                                    self._must_cancel = False
+                    else:
+                        new_exc = RuntimeError(
+                            f'yield was used instead of yield from '
+                            f'in task {self!r} with {result!r}')
+                        self._loop.call_soon(self.__step, new_exc, context=self._context)
+                elif _isgenerator(result):
+                    new_exc = RuntimeError(
+                        f'yield was used instead of yield from for '
+                        f'generator in task {self!r} with {result!r}')
+                    self._loop.call_soon(self.__step, new_exc, context=self._context)
+                else:
+                    new_exc = RuntimeError(f'Task got bad yield: {result!r}')
+                    self._loop.call_soon(self.__step, new_exc, context=self._context)
         finally:
+            if not _eager:
+                _leave_task(loop, self)
             self = None  # break cycles when an exception occurs
 
     def __wakeup(self, future):
-        try:
-            future.result()
-        except BaseException as exc:
-            # Possibly a cancellation: the step re-raises it into the coroutine.
-            self.__step(exc)
-        else:
-            # No value passed: Future.__await__ does not need it.
+        cls = future.__class__
+        if ((cls is Future or cls is Task) and future._state == _FINISHED
+                and future._exception is None):
+            # Our own future with a plain result: nothing for result() to do.
             self.__step()
+        else:
+            try:
+                future.result()
+            except BaseException as exc:
+                # Possibly a cancellation: the step re-raises it into the coroutine.
+                self.__step(exc)
+            else:
+                # No value passed: Future.__await__ does not need it.
+                self.__step()
         self = None  # break cycles when an exception occurs
-

@@ -76,8 +76,8 @@ def _task_variants():
             self._guard = Guard(self)
             super().__init__(coro, loop=loop)
 
-        def _Task__step_run_and_handle_result(self, exc):
-            neither._Task__step_run_and_handle_result(self, exc)
+        def _Task__step(self, exc=None, _eager=False):
+            neither._Task__step(self, exc, _eager)
             if self._state != 'PENDING':
                 self._guard.task = None
                 self._guard = None

@@ -583,6 +583,25 @@ def test_context_argument_is_used_for_every_step(loop, task_cls, run, stdlib_bef
         assert task.get_context() is ctx
 
 
+def test_every_step_runs_in_the_task_context(
+        loop, task_cls, task_future_cls, run, stdlib_before_311):
+    need_311_semantics(stdlib_before_311, 'Task(context=...)')
+    ctx = contextvars.copy_context()
+    fut = task_future_cls(loop=loop)
+
+    async def coro():
+        cvar.set('step 1')
+        await fut  # woken up by fut's done callback
+        cvar.set('step 2')
+        await asyncio.sleep(0)  # woken up by a plain call_soon
+        return cvar.get()
+
+    task = task_cls(coro(), loop=loop, context=ctx)
+    loop.call_soon(fut.set_result, None)
+    assert run(task) == 'step 2'
+    assert ctx[cvar] == 'step 2'
+
+
 @pytest.mark.skipif(not PY311, reason='loop.create_task(context=...) is 3.11+')
 def test_create_task_context_argument(loop, task_cls, run):
     ctx = contextvars.Context()
