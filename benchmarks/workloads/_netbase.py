@@ -1,0 +1,117 @@
+"""Shared parts of the network workloads (net.py, http.py): not a workload module itself."""
+
+import os
+import sys
+
+from . import Workload, WrongResult
+
+#: Concurrent connections (or UDP sockets) of every load generator: enough that the server,
+#: not one connection's round trip, sets the pace.
+CONNS = 10
+
+
+def full_run_only():
+    """Why a heavy workload sits out ``run.py --quick`` (None when it should run).
+
+    The runner runs every registered workload in both modes; keeping a workload out of the
+    quick run needs a runner feature that does not exist yet (see benchmarks/README.md), so
+    this reads the runner's own command line: ``--quick`` without ``--only`` skips the
+    workload; naming it with ``--only`` runs it in quick mode too.
+    """
+    if os.path.basename(sys.argv[0] or "") != "run.py":
+        return None
+    args = sys.argv[1:]
+    if "--quick" in args and not any(a == "--only" or a.startswith("--only=") for a in args):
+        return "full run only (name it with --only to run it with --quick)"
+    return None
+
+
+class Counter:
+    """Connections opened and closed on the server, with futures for 'all open'/'all closed'."""
+
+    def __init__(self, loop, expected):
+        self.expected = expected
+        self.opened = 0
+        self.closed = 0
+        self.errors = []
+        self.all_open = loop.create_future()
+        self.all_closed = loop.create_future()
+        self.transports = set()
+
+    def open(self, transport=None):
+        self.opened += 1
+        if transport is not None:
+            self.transports.add(transport)
+        if self.opened == self.expected and not self.all_open.done():
+            self.all_open.set_result(None)
+
+    def close(self, transport=None):
+        self.closed += 1
+        self.transports.discard(transport)
+        if self.closed == self.expected and not self.all_closed.done():
+            self.all_closed.set_result(None)
+
+    def error(self, what):
+        self.errors.append(what)
+
+
+def run_until(loop, fut, timeout, what, progress=None, idle=3.0):
+    """Run the loop until fut is done, at most timeout seconds; with progress (a callable
+    returning a number that grows while things go well), also fail when it stands still for
+    idle seconds.  Loop timers: a hung loop is left to the runner's own timeout."""
+    start = loop.time()
+    last = [progress() if progress else None, start]
+
+    def check_on():
+        if fut.done():
+            return
+        now = loop.time()
+        if progress is not None:
+            value = progress()
+            if value != last[0]:
+                last[:] = [value, now]
+            elif now - last[1] > idle:
+                fut.set_exception(WrongResult(
+                    f"{what}: stalled at {value} for {now - last[1]:.1f} s (data lost?)"))
+                return
+        if now - start >= timeout - 0.05:
+            fut.set_exception(WrongResult(f"{what}: not done after {timeout:.0f} s"))
+            return
+        handles[0] = loop.call_later(0.5 if progress else timeout, check_on)
+
+    handles = [loop.call_later(0.5 if progress else timeout, check_on)]
+    try:
+        return loop.run_until_complete(fut)
+    finally:
+        handles[0].cancel()
+
+
+class NetWorkload(Workload):
+    """Common teardown: client process, server, tracked transports, temp dir."""
+
+    client = None
+    server = None
+    counter = None
+    tmpdir = None
+    extra = None
+
+    def close_server(self, loop):
+        if self.counter is not None:
+            for t in list(self.counter.transports):
+                t.abort()
+        if self.server is not None:
+            self.server.close()
+            try:
+                run_until(loop, loop.create_task(self.server.wait_closed()), 5.0,
+                          "server.wait_closed()")
+            finally:
+                self.server = None
+
+    def teardown(self, loop):
+        try:
+            if self.client is not None:
+                self.client.close()
+            self.close_server(loop)
+        finally:
+            if self.tmpdir is not None:
+                self.tmpdir.cleanup()
