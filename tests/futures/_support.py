@@ -31,6 +31,7 @@ IMPLS = {
 
 def need_311_semantics(stdlib_before_311, what='3.11 semantics'):
     """Skip when the implementation under test is an asyncio older than 3.11."""
+    __tracebackhide__ = True  # report the skip at the test, not here
     if stdlib_before_311:
         pytest.skip(f'asyncio {sys.version_info[0]}.{sys.version_info[1]} predates {what}')
 
