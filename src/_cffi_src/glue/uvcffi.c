@@ -488,11 +488,13 @@ static void uvc__alloc_cb(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
     buf->len = 0;
     return;
   }
+  /* All the arena that is left, not libuv's suggested 64 KiB: a large message is then
+   * read in one call, and the read callback hands back what it did not use. */
+  (void) suggested;
   avail = UVC_ARENA_SIZE - l->arena_used;
-  if (suggested > avail) suggested = avail;
   buf->base = l->arena + l->arena_used;
-  buf->len = suggested;
-  l->arena_used += suggested;
+  buf->len = avail;
+  l->arena_used += avail;
 }
 
 static void uvc__read_cb(uv_stream_t* h, ssize_t nread, const uv_buf_t* buf) {

@@ -2,9 +2,12 @@
 
 Accepting happens while a batch is dispatched (``uv_accept`` is a C call, not user code);
 the protocol factory and the transport are then made from the ready queue.  When
-``accept`` fails (EMFILE, ENFILE, ENOBUFS, ENOMEM) the error is reported and the server
-goes on serving: libuv keeps the listening handle active, so the next connection is tried
-when descriptors free up.
+``accept`` fails with an error libuv passes on (ENOBUFS, ENOMEM...), it is reported to the
+exception handler and the server goes on serving.  Running out of descriptors (EMFILE,
+ENFILE) differs from asyncio: libuv's "EMFILE trick" frees a reserved descriptor, accepts
+the waiting connections and closes them at once, and reports nothing; the server keeps
+serving and accepts normally once descriptors are free again.  asyncio instead reports
+the error and leaves the connection waiting.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
 import warnings
 from asyncio import trsock
@@ -85,6 +86,7 @@ class UVStreamTransport(asyncio.Transport):
         self._protocol_paused = False
         self._eof_written = False
         self._eof_received = False
+        self._read_done = False
         self._incoming: list[Any] = []
         self._delivery_queued = False
         self._deliver_handle = Handle(self._deliver, (), loop, None)
@@ -137,6 +139,10 @@ class UVStreamTransport(asyncio.Transport):
             try:
                 fd = self._stream.fileno()
                 self._sock = socket.socket(self._family, socket.SOCK_STREAM, 0, fileno=fd)
+                # PyPy's socket.socket(fileno=) puts the fd in blocking mode; libuv needs
+                # it non-blocking (a read that fills its buffer is retried, and would block
+                # the whole loop).
+                os.set_blocking(fd, False)
             except OSError:
                 return None
         if self._sock is not None:
@@ -182,7 +188,7 @@ class UVStreamTransport(asyncio.Transport):
         self._read_paused = False
         if self._incoming:
             self._queue_delivery()
-        if not self._eof_received:
+        if not self._read_done:
             self._start_reading()
         if self._loop.get_debug():
             logger.debug("%r resumes reading", self)
@@ -191,6 +197,9 @@ class UVStreamTransport(asyncio.Transport):
         """Called while a batch is dispatched: queue, don't deliver."""
         self._incoming.append(data if data is not None else exc)
         if exc is not None:
+            # End of stream or an error: libuv will not read from it again, and
+            # resume_reading() must not restart it (that would report EOF twice).
+            self._read_done = True
             self._stream.read_stop()
         if not self._delivery_queued and not self._read_paused:
             self._queue_delivery()
@@ -202,11 +211,10 @@ class UVStreamTransport(asyncio.Transport):
     def _deliver(self) -> None:
         self._delivery_queued = False
         incoming = self._incoming
-        while incoming and not self._read_paused and not self._connection_lost_called:
+        # After close() nothing more is delivered, EOF included: asyncio stops reading.
+        while incoming and not self._read_paused and not self._closing:
             item = incoming.pop(0)
             if isinstance(item, bytes):
-                if self._closing:
-                    continue  # asyncio stops reading at close(): drop late data
                 self._data_received(item)
             elif isinstance(item, EOFError):
                 self._on_eof()

@@ -278,7 +278,7 @@ class StreamsMixin(LoopCore):
     def _raise_connect_errors(exceptions: list[BaseException], all_errors: bool) -> None:
         if not exceptions:
             raise OSError("create_connection() found no address to connect to")
-        if all_errors and sys.version_info >= (3, 12):
+        if all_errors and sys.version_info >= (3, 11):  # ExceptionGroup exists from 3.11
             raise ExceptionGroup("create_connection failed", exceptions)  # noqa: F821
         if len(exceptions) == 1:
             raise exceptions[0]
@@ -435,9 +435,11 @@ class StreamsMixin(LoopCore):
             stream = UVPipe(self._uv)
         else:
             stream = UVTCP(self._uv)
+        adopted = False
         try:
             sock.setblocking(False)
             stream.open(sock.fileno())  # type: ignore[attr-defined]
+            adopted = True
             return await self._finish_stream(
                 stream, protocol_factory, family=sock.family, ssl=ssl, server_hostname=None,
                 sock=sock, server_side=True, ssl_handshake_timeout=ssl_handshake_timeout,
@@ -445,7 +447,8 @@ class StreamsMixin(LoopCore):
             )
         except BaseException:
             if not stream.closed:
-                sock.detach()
+                if adopted:
+                    sock.detach()
                 stream.close()
             raise
 
@@ -469,20 +472,24 @@ class StreamsMixin(LoopCore):
             if server_hostname is not None:
                 raise ValueError("server_hostname is only meaningful with ssl")
         _check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        if path is not None:
+            if sock is not None:
+                raise ValueError("path and sock can not be specified at the same time")
+            path = os.fspath(path)
+        else:
+            if sock is None:
+                raise ValueError("no path and sock were specified")
+            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         pipe = UVPipe(self._uv)
+        adopted = False  # once libuv owns the caller's fd, the sock object must let go
         try:
             if path is not None:
-                if sock is not None:
-                    raise ValueError("path and sock can not be specified at the same time")
-                path = os.fspath(path)
                 await self._connect_stream(pipe, lambda: pipe.connect(path))
             else:
-                if sock is None:
-                    raise ValueError("no path and sock were specified")
-                if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-                    raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
                 sock.setblocking(False)
                 pipe.open(sock.fileno())
+                adopted = True
             return await self._finish_stream(
                 pipe, protocol_factory, family=socket.AF_UNIX, ssl=ssl,
                 server_hostname=server_hostname, sock=sock,
@@ -491,7 +498,7 @@ class StreamsMixin(LoopCore):
             )
         except BaseException:
             if not pipe.closed:
-                if sock is not None:
+                if adopted:
                     sock.detach()
                 pipe.close()
             raise
