@@ -29,14 +29,14 @@ logger = logging.getLogger("asyncio")
 
 
 class _Listener:
-    """One listening socket: its Python socket object and the libuv handle on its fd."""
+    """One listening socket: its Python socket object, and the libuv handle on its fd
+    once the server serves (None before: the fd is then still the socket object's)."""
 
-    __slots__ = ("sock", "handle", "listening")
+    __slots__ = ("sock", "handle")
 
-    def __init__(self, sock: socket.socket, handle: UVStream) -> None:
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.handle = handle
-        self.listening = False
+        self.handle: UVStream | None = None
 
 
 class Server(asyncio.AbstractServer):
@@ -51,19 +51,7 @@ class Server(asyncio.AbstractServer):
         ssl_shutdown_timeout: float | None,
     ) -> None:
         self._loop = loop
-        self._listeners: list[_Listener] | None = []
-        for sock in sockets:
-            handle: UVStream
-            if sock.family == socket.AF_UNIX:
-                handle = UVPipe(loop._uv)
-                handle.open(sock.fileno())  # type: ignore[attr-defined]
-            else:
-                handle = UVTCP(loop._uv)  # AF_UNSPEC: open() adopts the fd
-                handle.open(sock.fileno())  # type: ignore[attr-defined]
-            loop._fd_sockets.add(sock)
-            listener = _Listener(sock, handle)
-            handle.on_connection = lambda status, lst=listener: self._on_connection(lst, status)
-            self._listeners.append(listener)
+        self._listeners: list[_Listener] | None = [_Listener(sock) for sock in sockets]
         self._protocol_factory = protocol_factory
         self._ssl_context = ssl_context
         self._backlog = backlog
@@ -99,10 +87,31 @@ class Server(asyncio.AbstractServer):
     def _start_serving(self) -> None:
         if self._serving or self._listeners is None:
             return
-        self._serving = True
+        # listen() through the socket module first: its errors are asyncio's, and a
+        # socket that cannot listen is never handed to libuv, so it stays its owner's.
         for listener in self._listeners:
-            listener.handle.listen(self._backlog)
-            listener.listening = True
+            listener.sock.listen(self._backlog)
+        self._serving = True
+        loop = self._loop
+        for listener in self._listeners:
+            sock = listener.sock
+            handle: UVStream
+            if sock.family == socket.AF_UNIX:
+                handle = UVPipe(loop._uv)
+            else:
+                handle = UVTCP(loop._uv)  # AF_UNSPEC: open() adopts the fd
+            try:
+                handle.open(sock.fileno())  # type: ignore[attr-defined]
+                handle.on_connection = (
+                    lambda status, lst=listener: self._on_connection(lst, status)
+                )
+                handle.listen(self._backlog)
+            except BaseException:
+                handle.close()
+                raise
+            # From here libuv owns the fd; the socket object is detached before it closes.
+            loop._fd_sockets.add(sock)
+            listener.handle = handle
 
     def _on_connection(self, listener: _Listener, status: int) -> None:
         """A connection is waiting (called during dispatch: accept it, defer the rest)."""
@@ -114,7 +123,7 @@ class Server(asyncio.AbstractServer):
         family = listener.sock.family
         client: UVStream = UVPipe(loop._uv) if family == socket.AF_UNIX else UVTCP(loop._uv)
         try:
-            listener.handle.accept(client)
+            listener.handle.accept(client)  # type: ignore[union-attr]
         except OSError as exc:
             client.close()
             loop._ready.append(Handle(self._report_accept_error, (exc,), loop, None))
@@ -178,6 +187,9 @@ class Server(asyncio.AbstractServer):
             return
         self._listeners = None
         for listener in listeners:
+            if listener.handle is None:
+                listener.sock.close()  # never served: the fd is still the socket's
+                continue
             self._loop._fd_sockets.discard(listener.sock)
             listener.sock.detach()  # libuv closes the fd with the handle
             listener.handle.close()

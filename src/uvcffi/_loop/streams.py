@@ -412,7 +412,12 @@ class StreamsMixin(LoopCore):
         server = Server(self, sockets, protocol_factory, ssl, backlog, ssl_handshake_timeout,
                         ssl_shutdown_timeout)
         if start_serving:
-            server._start_serving()
+            try:
+                server._start_serving()
+            except BaseException:
+                if sock is None:
+                    server.close()  # sockets we made: close them
+                raise
             await asyncio.sleep(0)
         if self._debug:
             logger.info("%r is serving", server)
@@ -552,7 +557,12 @@ class StreamsMixin(LoopCore):
         server = Server(self, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout,
                         ssl_shutdown_timeout)
         if start_serving:
-            server._start_serving()
+            try:
+                server._start_serving()
+            except BaseException:
+                if path is not None:
+                    server.close()  # the socket is ours: close it
+                raise
             await asyncio.sleep(0)
         return server
 
