@@ -293,3 +293,15 @@ def test_asyncgen_hooks_restored_after_run(loop):
     loop.run_forever()
     assert seen[0] != before
     assert sys.get_asyncgen_hooks() == before
+
+
+def test_debug_mode_task_source_traceback_ends_at_caller(loop):
+    loop.set_debug(True)
+
+    async def coro():
+        pass
+
+    task = loop.create_task(coro())
+    here = "test_debug_mode_task_source_traceback_ends_at_caller"
+    assert task._source_traceback[-1].name == here
+    loop.run_until_complete(task)

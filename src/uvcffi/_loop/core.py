@@ -534,13 +534,17 @@ class LoopCore(asyncio.AbstractEventLoop):
         self._check_closed()
         if self._task_factory is None:
             if self._task_class is Task:
-                return Task(coro, loop=self, name=name, context=context, **kwargs)
-            # The stdlib's Task: pass only what was given, older versions lack context=.
-            if name is not None:
-                kwargs["name"] = name
-            if context is not None:
-                kwargs["context"] = context
-            return self._task_class(coro, loop=self, **kwargs)
+                task = Task(coro, loop=self, name=name, context=context, **kwargs)
+            else:
+                # The stdlib's Task: pass only what was given; 3.9's lacks context=.
+                if name is not None:
+                    kwargs["name"] = name
+                if context is not None:
+                    kwargs["context"] = context
+                task = self._task_class(coro, loop=self, **kwargs)
+            if self._debug and task._source_traceback:
+                del task._source_traceback[-1]  # end at the caller's line, as asyncio
+            return task
         if context is not None:
             kwargs["context"] = context
         task = self._task_factory(self, coro, **kwargs)
