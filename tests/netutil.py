@@ -52,21 +52,13 @@ def uvcffi_bug(request: Any, loop: Any, reason: str) -> None:
 PYPY = sys.implementation.name == "pypy"
 OLD_STDLIB_READER = sys.version_info < (3, 11)
 
-PYPY_BLOCKING_FD = (
-    "on PyPy the transport's socket.socket(fileno=fd) puts libuv's fd in blocking mode, so "
-    "a transfer larger than the kernel's buffers blocks the whole loop forever"
-)
-
-
 def guard_non_blocking(request: Any, loop: Any, *transports: Any) -> None:
     """Call before a transfer larger than the kernel's socket buffers.
 
     A transport whose fd is in blocking mode would block the loop forever in send() or
-    recv(), where no asyncio timeout can fire: fail the test now instead.  On PyPy that is
-    a known uvcffi bug (see PYPY_BLOCKING_FD), so the test is marked for it.
+    recv(), where no asyncio timeout can fire: fail the test now instead.  (uvcffi had that
+    bug on PyPy, whose socket.socket(fileno=) makes the fd blocking: fixed in ba164eb.)
     """
-    if PYPY:
-        uvcffi_bug(request, loop, PYPY_BLOCKING_FD)
     for tr in transports:
         sock = tr.get_extra_info("socket")
         assert sock is not None

@@ -18,15 +18,12 @@ import pytest
 
 from conftest import skip_oracle_if
 from netutil import (
-    PYPY,
-    PYPY_BLOCKING_FD,
     Recorder,
     close_server,
     fd_count,
     guard_non_blocking,
     payload,
     run,
-    uvcffi_bug,
     wait_until,
 )
 
@@ -145,9 +142,7 @@ def test_unix_half_close(loop, tmp_path):
     run(loop, main())
 
 
-def test_unix_transport_fds_stay_non_blocking(loop, tmp_path, request):
-    if PYPY:
-        uvcffi_bug(request, loop, PYPY_BLOCKING_FD)
+def test_unix_transport_fds_stay_non_blocking(loop, tmp_path):
     path = str(tmp_path / "nb.sock")
     side = ServerSide()
 
@@ -344,10 +339,8 @@ def test_unix_connection_ssl_shutdown_timeout_without_ssl(loop, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["path-and-sock", "tcp-sock"])
-def test_unix_connection_argument_errors_leave_sock_alone(loop, tmp_path, case, request):
+def test_unix_connection_argument_errors_leave_sock_alone(loop, tmp_path, case):
     """A ValueError about the arguments must not touch the caller's socket."""
-    uvcffi_bug(request, loop, "create_unix_connection detaches the caller's sock on an "
-                              "argument error (its fd is leaked, sock.fileno() == -1)")
     path = str(tmp_path / "args.sock")
     if case == "path-and-sock":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
