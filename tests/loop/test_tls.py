@@ -456,3 +456,108 @@ def test_tls_no_fd_leak(loop, certs):
         await close_server(server)
 
     run(loop, main())
+
+
+def test_tls_large_write_to_a_paused_reader(loop, certs, request):
+    """A big TLS write to a peer that does not read: the raw transport's flow control
+    (which pauses and resumes the TLS layer) holds it, and every byte arrives once the
+    peer reads."""
+    size = 20 * MiB
+    data = payload(size, seed=33)
+    side = ServerSide()
+
+    async def main():
+        server, port = await start_tcp_server(loop, side, ssl=certs.server_context())
+        tr, client = await loop.create_connection(
+            Recorder, "127.0.0.1", port, ssl=certs.client_context(),
+            server_hostname="localhost")
+        tr.pause_reading()
+        srv = await side.first()
+        guard_non_blocking(request, loop, tr, srv.transport)
+        srv.transport.write(data)
+        await asyncio.sleep(0.1)
+        assert len(client.received) == 0
+        tr.resume_reading()
+        got = await client.wait_bytes(size)
+        assert got == data
+        assert srv.pause_count == srv.resume_count
+        tr.close()
+        await client.lost
+        await side.all_lost()
+        await close_server(server)
+
+    run(loop, main())
+
+
+def test_tls_connect_accepted_socket(loop, certs):
+    async def main():
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            connecting = asyncio.ensure_future(loop.create_connection(
+                Recorder, *listener.getsockname(), ssl=certs.client_context(),
+                server_hostname="localhost"))
+            await wait_until(lambda: listener_ready(listener), what="a pending connection")
+            conn, _ = listener.accept()
+        srv_tr, srv = await loop.connect_accepted_socket(
+            lambda: Recorder(echo=True), conn, ssl=certs.server_context())
+        tr, client = await connecting
+        assert srv_tr.get_extra_info("ssl_object").server_side
+        tr.write(b"accepted over tls")
+        assert await client.wait_bytes(17) == b"accepted over tls"
+        tr.close()
+        await client.lost
+        await srv.lost
+        assert conn.fileno() == -1
+
+    run(loop, main())
+
+
+def listener_ready(listener):
+    import select
+
+    return bool(select.select([listener], [], [], 0)[0])
+
+
+def test_tls_create_connection_with_sock(loop, certs):
+    side = ServerSide(echo=True)
+
+    async def main():
+        server, port = await start_tcp_server(loop, side, ssl=certs.server_context())
+        sock = socket.create_connection(("127.0.0.1", port))
+        tr, client = await loop.create_connection(
+            Recorder, sock=sock, ssl=certs.client_context(), server_hostname="localhost")
+        tr.write(b"tls via sock")
+        assert await client.wait_bytes(12) == b"tls via sock"
+        tr.close()
+        await client.lost
+        await side.all_lost()
+        assert sock.fileno() == -1
+        await close_server(server)
+
+    run(loop, main())
+
+
+def test_tls_server_rejects_garbage(loop, certs):
+    side = ServerSide()
+    errors = collect_errors(loop)
+
+    async def main():
+        server, port = await start_tcp_server(loop, side, ssl=certs.server_context())
+        tr, client = await loop.create_connection(Recorder, "127.0.0.1", port)
+        tr.write(b"GET / HTTP/1.0\r\n\r\n" * 10)  # not a TLS ClientHello
+        await client.lost  # the server gives up on the handshake and closes
+        assert all(not p.made.done() for p in side.protocols)
+        # The server goes on serving TLS.
+        tr, client = await loop.create_connection(
+            Recorder, "127.0.0.1", port, ssl=certs.client_context(),
+            server_hostname="localhost")
+        tr.close()
+        await client.lost
+        # (the first connection's protocol was made but never connected: no
+        # connection_lost for it)
+        await side.protocols[-1].lost
+        await close_server(server)
+
+    run(loop, main())
+    del errors
