@@ -1589,3 +1589,51 @@ def test_no_handle_or_fd_leak_after_many_connections(loop):
 
     run(loop, main())
     assert_no_live_handles(loop)
+
+
+def test_protocol_factory_error_in_create_connection(loop):
+    side = ServerSide()
+
+    def broken():
+        raise ZeroDivisionError("no protocol today")
+
+    async def main():
+        server, port = await start_tcp_server(loop, side)
+        for i in range(4):
+            with pytest.raises(ZeroDivisionError):
+                await loop.create_connection(broken, "127.0.0.1", port)
+            if not is_uvcffi(loop):
+                gc.collect()  # the stdlib loop leaves that socket to the GC
+            if i == 0:
+                await side.all_lost(1)
+                await settle()
+                before = fd_count()
+        await side.all_lost(4)
+        await settle()
+        assert fd_count() == before
+        await close_server(server)
+
+    run(loop, main())
+    assert_no_live_handles(loop)
+
+
+@pytest.mark.parametrize("start_serving", [True, False])
+def test_server_create_and_close_leaves_no_fd(loop, start_serving):
+    async def main():
+        for i in range(5):
+            if i == 1:
+                before = fd_count()
+            server = await loop.create_server(ServerSide(), "127.0.0.1", 0,
+                                              start_serving=start_serving)
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            server2 = await loop.create_server(ServerSide(), sock=sock,
+                                               start_serving=start_serving)
+            await close_server(server)
+            await close_server(server2)
+            assert sock.fileno() == -1
+        await settle()
+        assert fd_count() == before
+
+    run(loop, main())
+    assert_no_live_handles(loop)

@@ -561,3 +561,42 @@ def test_tls_server_rejects_garbage(loop, certs):
 
     run(loop, main())
     del errors
+
+
+def test_stream_writer_start_tls_both_sides(loop, certs):
+    if not hasattr(asyncio.StreamWriter, "start_tls"):
+        reason = "StreamWriter.start_tls() is 3.11+"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    done = []
+
+    async def handler(reader, writer):
+        assert await reader.readline() == b"STARTTLS\n"
+        writer.write(b"GO\n")
+        await writer.drain()
+        await writer.start_tls(certs.server_context())
+        assert writer.get_extra_info("ssl_object").server_side
+        line = await reader.readline()
+        writer.write(line.upper())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        done.append(line)
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"STARTTLS\n")
+        assert await reader.readline() == b"GO\n"
+        await writer.start_tls(certs.client_context(), server_hostname="localhost")
+        assert writer.get_extra_info("peercert") is not None
+        writer.write(b"secret line\n")
+        assert await reader.readline() == b"SECRET LINE\n"
+        assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()
+        await wait_until(lambda: done, what="the server handler")
+        await close_server(server)
+
+    run(loop, main())

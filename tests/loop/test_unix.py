@@ -408,3 +408,20 @@ def test_unix_many_connections(loop, tmp_path):
         await close_server(server)
 
     run(loop, main())
+
+
+@pytest.mark.parametrize("start_serving", [True, False])
+def test_unix_server_create_and_close_leaves_no_fd(loop, tmp_path, start_serving):
+    path = str(tmp_path / "cycle.sock")
+
+    async def main():
+        for i in range(5):
+            if i == 1:
+                before = fd_count()
+            server = await loop.create_unix_server(ServerSide(), path,
+                                                   start_serving=start_serving)
+            await close_server(server)
+        await asyncio.sleep(0)
+        assert fd_count() == before
+
+    run(loop, main())
