@@ -145,10 +145,7 @@ def test_tls_extra_info(loop, certs):
 
 
 def test_tls_client_close_reaches_server(loop, certs, request):
-    if not PY311:
-        uvcffi_bug(request, loop, "before 3.11 the stdlib's sslproto reads the transport's "
-                                  "_paused attribute, which UVStreamTransport lacks: closing "
-                                  "a TLS transport loses the connection with AttributeError")
+    # Before 3.11 the stdlib's sslproto reads the transport's private _paused flag.
     side = ServerSide(keep_open=False)
 
     async def main():

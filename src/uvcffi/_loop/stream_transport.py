@@ -171,6 +171,11 @@ class UVStreamTransport(asyncio.Transport):
         except OSError as exc:
             self._fatal_error(exc, "Fatal error: could not start reading")
 
+    @property
+    def _paused(self) -> bool:
+        """Python 3.9's sslproto reads this private flag of the transport it runs on."""
+        return self._read_paused
+
     def is_reading(self) -> bool:
         return not self._read_paused and not self._closing
 
