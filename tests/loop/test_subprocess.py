@@ -582,6 +582,26 @@ def test_other_waitpid_users_are_not_disturbed(loop):
     run(loop, main())
 
 
+def test_exit_seen_when_sigchld_handler_is_replaced(loop):
+    # libuv learns of exits from a process-wide SIGCHLD handler that anyone may replace;
+    # uvcffi also watches each child through a pidfd, so no exit is ever missed.
+    got = []
+
+    async def main():
+        proc = await py("import time; time.sleep(0.2)")
+        loop.add_signal_handler(signal.SIGCHLD, got.append, "sigchld")
+        try:
+            assert await proc.wait() == 0
+            proc = await asyncio.create_subprocess_exec("/bin/true")
+            assert await proc.wait() == 0
+        finally:
+            loop.remove_signal_handler(signal.SIGCHLD)  # leaves SIG_DFL behind
+        proc = await asyncio.create_subprocess_exec("/bin/true")
+        assert await proc.wait() == 0
+
+    run(loop, main())
+
+
 FORK_SCRIPT = r"""
 import asyncio, os, sys
 import uvcffi

@@ -246,6 +246,19 @@ def test_detached_is_a_new_session(uvloop):
     settle(uvloop)
 
 
+def test_exit_reported_without_libuvs_sigchld_handler(uvloop):
+    # signal.signal() replaces libuv's C handler; the pidfd watch still reports the exit.
+    proc = UVProcess(uvloop, PY, pyargs("import time; time.sleep(0.1)"))
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        run_until(uvloop, lambda: proc.exited)
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+    assert proc.returncode == 0
+    proc.close()
+    settle(uvloop)
+
+
 def _gone(pid):
     return not os.path.exists(f"/proc/{pid}")
 

@@ -7,7 +7,8 @@
  * new_session (with pgid), pgid (-1: none) and umask (-1: none) are done in the child by a
  * fork hook.  NULL with *err set on failure, with nothing left to close.
  *
- * Events: EXIT (id, exit status, terminating signal) once the child was reaped. */
+ * Events: EXIT (id, exit status, terminating signal) once the child was reaped, by libuv's
+ * SIGCHLD handler or by the handle's pidfd watch, whichever sees it first. */
 typedef struct uv_process_s uv_process_t;
 #define UV_PROCESS_DETACHED ...
 #define UVC_STDIO_IGNORE ...
@@ -20,6 +21,8 @@ uv_process_t* uvc_spawn(uvc_loop_t* loop, int64_t id, const char* file,
                         int stdio_count, const int* stdio, void** pipes,
                         int close_fds, int new_session, int pgid, int umask,
                         int* err);
+/* Closes the handle and its exit watch: use this, not uvc_close. */
+void uvc_process_close(uv_process_t* process);
 int uvc_process_pid(uv_process_t* process);
 int uvc_process_kill(uv_process_t* process, int signum);
 /* Blocks without the GIL until child `pid` exits, leaving it unreaped. */

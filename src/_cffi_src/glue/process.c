@@ -19,6 +19,18 @@
  * will never reap it, so the owner must (uvcffi._uv.process hands it to a reaper thread
  * that waits with uvc_wait_exited).
  *
+ * Seeing the exit without SIGCHLD.  libuv learns of exits from its SIGCHLD handler, a
+ * process-wide C handler that any signal.signal(SIGCHLD, ...) replaces (and libuv puts it
+ * back only when its last process handle closes): a child that exits meanwhile would never
+ * be reported, and its owner would wait forever.  So each child also gets a pidfd
+ * (Linux 5.3+) watched by a poll handle; when it becomes readable the child has exited and
+ * the watch reaps it (waitpid on that pid) and queues the EXIT itself -- unless libuv's
+ * handler did so first in the same iteration, in which case the watch's waitpid finds
+ * nothing (ECHILD).  Exactly one EXIT is queued either way, and libuv, finding the pid
+ * gone, drops it ("someone else stole the waitpid", process.c).  The watch is part of the
+ * process handle (uvc_process_t) and closed with it by uvc_process_close.  Without pidfds
+ * (older kernels) only libuv's handler reports exits.
+ *
  * What libuv cannot do in the child, a fork hook does.  libuv has no pre-exec callback,
  * but it forks with fork(), which runs pthread_atfork child handlers in the new process
  * before libuv's own child code (signal reset, setsid, dup2 of the stdio slots, chdir,
@@ -151,8 +163,95 @@ static void uvc__fork_hook_register(void) {
   pthread_atfork(NULL, NULL, uvc__fork_hook_child);
 }
 
+/* A process handle with its exit watch; `proc` first, so the generic close callback frees
+ * the whole. */
+typedef struct uvc__exit_watch_s uvc__exit_watch_t;
+typedef struct {
+  uv_process_t proc;
+  uvc__exit_watch_t* watch;
+} uvc_process_t;
+
+struct uvc__exit_watch_s {
+  uv_poll_t poll;        /* first: the close callback frees the whole */
+  int pidfd;
+  uvc_process_t* owner;  /* NULL once the owner closed it */
+};
+
 static void uvc__exit_cb(uv_process_t* h, int64_t exit_status, int term_signal) {
   uvc__push(UVC_LOOP(h), UVC_EV_EXIT, UVC_ID(h), exit_status, (int64_t) term_signal);
+}
+
+static void uvc__exit_watch_close_cb(uv_handle_t* h) {
+  uvc__exit_watch_t* w = (uvc__exit_watch_t*) h;
+  UVC_LOOP(h)->handles_closed++;
+  close(w->pidfd);
+  free(w);
+}
+
+static void uvc__exit_watch_close(uvc__exit_watch_t* w) {
+  w->owner = NULL;
+  if (!uv_is_closing((uv_handle_t*) &w->poll))
+    uv_close((uv_handle_t*) &w->poll, uvc__exit_watch_close_cb);
+}
+
+static void uvc__exit_watch_cb(uv_poll_t* h, int status, int events) {
+  uvc__exit_watch_t* w = (uvc__exit_watch_t*) h;
+  uvc_process_t* p = w->owner;
+  int wstatus;
+  pid_t r;
+  (void) status;
+  (void) events;
+  if (p == NULL) return;
+  do
+    r = waitpid(p->proc.pid, &wstatus, WNOHANG);
+  while (r == -1 && errno == EINTR);
+  if (r == 0) return; /* not reapable yet: the next readiness will tell */
+  uv_poll_stop(h);
+  if (r == p->proc.pid) {
+    int64_t code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 0;
+    int64_t sig = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+    uvc__push(UVC_LOOP(h), UVC_EV_EXIT, UVC_ID(&p->proc), code, sig);
+  }
+  /* else ECHILD: libuv's own SIGCHLD path reaped it and queued the EXIT already */
+}
+
+/* Starts the pidfd watch of a freshly spawned child; without one, libuv's SIGCHLD handler
+ * alone reports the exit. */
+static void uvc__exit_watch_start(uvc_loop_t* l, uvc_process_t* p) {
+#if defined(__linux__) && defined(SYS_pidfd_open)
+  uvc__exit_watch_t* w;
+  int fd = (int) syscall(SYS_pidfd_open, p->proc.pid, 0); /* close-on-exec by default */
+  if (fd < 0) return;
+  w = malloc(sizeof(*w));
+  if (w == NULL || uv_poll_init(&l->uv, &w->poll, fd) != 0) {
+    free(w);
+    close(fd);
+    return;
+  }
+  w->pidfd = fd;
+  w->owner = p;
+  w->poll.data = NULL; /* no Python owner: its events never reach the dispatcher */
+  l->handles_opened++;
+  if (uv_poll_start(&w->poll, UV_READABLE, uvc__exit_watch_cb) != 0) {
+    uvc__exit_watch_close(w);
+    return;
+  }
+  uv_unref((uv_handle_t*) &w->poll); /* the process handle keeps the loop alive */
+  p->watch = w;
+#else
+  (void) l;
+  (void) p;
+#endif
+}
+
+/* Closes a process handle and its exit watch (use this, not uvc_close). */
+static void uvc_process_close(uv_process_t* h) {
+  uvc_process_t* p = (uvc_process_t*) h;
+  if (p->watch != NULL) {
+    uvc__exit_watch_close(p->watch);
+    p->watch = NULL;
+  }
+  if (!uv_is_closing((uv_handle_t*) h)) uv_close((uv_handle_t*) h, uvc__close_cb);
 }
 
 /* Splits `count` NUL-terminated strings laid end to end into a NULL-terminated array. */
@@ -246,10 +345,16 @@ static uv_process_t* uvc_spawn(uvc_loop_t* l, int64_t id, const char* file,
     }
   }
 
-  h = uvc__handle_alloc(l, UV_PROCESS, id);
-  if (h == NULL) {
-    r = UV_ENOMEM;
-    goto fail_pipe;
+  {
+    uvc_process_t* p = malloc(sizeof(*p));
+    if (p == NULL) {
+      r = UV_ENOMEM;
+      goto fail_pipe;
+    }
+    p->watch = NULL;
+    p->proc.data = (void*) (intptr_t) id;
+    l->handles_opened++;
+    h = &p->proc;
   }
 
   if (use_hook) uvc__fork_hook = &hook;
@@ -296,6 +401,7 @@ static uv_process_t* uvc_spawn(uvc_loop_t* l, int64_t id, const char* file,
     goto fail_pipe;
   }
 
+  uvc__exit_watch_start(l, (uvc_process_t*) h);
   if (errpipe[0] >= 0) close(errpipe[0]);
   if (errpipe[1] >= 0) close(errpipe[1]);
   free(options.args);

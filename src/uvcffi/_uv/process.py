@@ -9,7 +9,10 @@ Reaping.  libuv waits for its own children only (``waitpid(pid, WNOHANG)`` for e
 spawned, from its SIGCHLD watcher), so other code's ``os.waitpid`` on its own children is
 unaffected; but code that waits for *any* child (``os.waitpid(-1, ...)``) steals libuv's
 children and their EXIT events never come -- as with every per-pid child watcher.  The
-EXIT event arrives once the child has been reaped; the owner then closes the handle.
+EXIT event arrives once the child has been reaped; the owner then closes the handle (at
+once: until then libuv still polls the pid).  libuv's SIGCHLD handler is a process-wide C
+handler that ``signal.signal(SIGCHLD, ...)`` replaces, so the glue also watches each child
+through a pidfd and reports the exit itself if libuv does not (``glue/process.c``).
 
 Closing before the child exited.  libuv forgets the pid when its handle is closed, and
 never reaps it.  Closing does not kill the child (a process is not a connection: it may be
@@ -199,12 +202,14 @@ class UVProcess(UVHandle):
 
     def close(self) -> None:
         """Close the handle; a child still running is handed to a reaper, not killed."""
-        if self._ptr is not None and not self.exited and self.pid:
+        ptr = self._ptr
+        if ptr is None:
+            return
+        self._ptr = None
+        lib.uvc_process_close(ptr)  # the handle and its exit watch
+        if not self.exited and self.pid:
             orphan = self._orphan = _Orphan(self.pid)
-            super().close()
             _start_reaper(orphan)
-        else:
-            super().close()
 
     def cancel_request(self) -> None:
         """``UVLoop.close``'s hook: the loop is going away, orphan a running child."""
