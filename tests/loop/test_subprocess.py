@@ -25,8 +25,9 @@ DEVNULL = asyncio.subprocess.DEVNULL
 STDOUT = asyncio.subprocess.STDOUT
 TIMEOUT = 20.0
 PY = (sys.executable, "-S", "-c")  # -S: no site, a child starts in a few ms
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__)))), "src")
+# Where the uvcffi under test was imported from (src/ in development, site-packages when
+# installed): children that import uvcffi must find the same one.
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(uvcffi.__file__)))
 
 
 def run(loop, coro, timeout=TIMEOUT):
@@ -583,19 +584,19 @@ def test_other_waitpid_users_are_not_disturbed(loop):
 
 
 def test_exit_seen_when_sigchld_handler_is_replaced(loop):
-    # libuv learns of exits from a process-wide SIGCHLD handler that anyone may replace;
-    # uvcffi also watches each child through a pidfd, so no exit is ever missed.
+    # libuv learns of exits from a process-wide SIGCHLD handler that any library may
+    # replace; uvcffi also watches each child through a pidfd, so no exit is ever missed.
     got = []
 
     async def main():
         proc = await py("import time; time.sleep(0.2)")
-        loop.add_signal_handler(signal.SIGCHLD, got.append, "sigchld")
+        previous = signal.signal(signal.SIGCHLD, lambda *args: got.append(args[0]))
         try:
             assert await proc.wait() == 0
             proc = await asyncio.create_subprocess_exec("/bin/true")
             assert await proc.wait() == 0
         finally:
-            loop.remove_signal_handler(signal.SIGCHLD)  # leaves SIG_DFL behind
+            signal.signal(signal.SIGCHLD, previous)  # SIG_DFL: libuv's handler is gone
         proc = await asyncio.create_subprocess_exec("/bin/true")
         assert await proc.wait() == 0
 
