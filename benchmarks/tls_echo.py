@@ -1,6 +1,6 @@
 """TLS echo round trips, side by side in one process: asyncio, uvloop (if installed), uvcffi.
 
-    python benchmarks/tls_echo.py [--rounds 3]
+    python benchmarks/tls_echo.py [--rounds 3]      (PYTHONPATH=src for an in-place build)
 
 Makes a throwaway self-signed certificate with the `openssl` command, runs a TLS echo
 server and a streams client on each loop in turn (alternating, several rounds), checks
@@ -16,7 +16,6 @@ import os
 import ssl
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -63,8 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "src"))
-    import uvcffi
+    import uvcffi  # installed, or PYTHONPATH=src after an in-place `python build_ffi.py`
 
     factories = {"asyncio": asyncio.new_event_loop, "uvcffi": uvcffi.new_event_loop}
     try:
