@@ -65,6 +65,7 @@ from typing import Any, Callable
 from .._uv.poll import READABLE, WRITABLE, UVPoll
 from .._uv.udp import UVUDP, make_sockaddr
 from .core import LoopCore
+from .flowcontrol import FlowControl
 from .handles import Handle
 
 logger = logging.getLogger("asyncio")
@@ -130,7 +131,7 @@ def _numeric_addrinfo(host: Any, port: Any, family: int, proto: int) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
-class _DatagramTransport(asyncio.DatagramTransport):
+class _DatagramTransport(FlowControl, asyncio.DatagramTransport):
     """What both datagram transports share: protocol calls, flow control, closing.
 
     Subclasses provide the I/O: ``_start_reading``, ``_stop_reading``, ``_send_now``
@@ -279,52 +280,6 @@ class _DatagramTransport(asyncio.DatagramTransport):
 
     def get_write_buffer_size(self) -> int:
         return self._buffer_size
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-        self._maybe_pause_protocol()
-
-    def _maybe_pause_protocol(self) -> None:
-        if self._buffer_size <= self._high_water or self._protocol_paused:
-            return
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                "message": "protocol.pause_writing() failed",
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
-
-    def _maybe_resume_protocol(self) -> None:
-        if not self._protocol_paused or self._buffer_size > self._low_water:
-            return
-        self._protocol_paused = False
-        try:
-            self._protocol.resume_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                "message": "protocol.resume_writing() failed",
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
 
     # -- closing -------------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ from .._errors import exception_for
 from .._uv.pipe import UVPipe
 from .._uv.poll import READABLE, UVPoll
 from .core import LoopCore
+from .flowcontrol import FlowControl
 from .handles import Handle
 
 logger = logging.getLogger("asyncio")
@@ -284,7 +285,7 @@ class UVReadPipeTransport(asyncio.ReadTransport):
         _close_from_any_thread(self._loop, self._stream)
 
 
-class UVWritePipeTransport(asyncio.WriteTransport):
+class UVWritePipeTransport(FlowControl, asyncio.WriteTransport):
     def __init__(self, loop: Any, pipe: Any, protocol: asyncio.BaseProtocol,
                  waiter: Any = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(extra)
@@ -453,51 +454,6 @@ class UVWritePipeTransport(asyncio.WriteTransport):
         self._close(None)
 
     # -- flow control --------------------------------------------------------------------
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-        self._maybe_pause_protocol()
-
-    def _maybe_pause_protocol(self) -> None:
-        if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
-            return
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                "message": "protocol.pause_writing() failed",
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler({
-                    "message": "protocol.resume_writing() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                })
 
     # -- protocol and closing ------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from .._errors import exception_for
 from .._uv.stream import UVStream
+from .flowcontrol import FlowControl
 from .handles import Handle
 
 logger = logging.getLogger("asyncio")
@@ -49,7 +50,7 @@ def _set_result_unless_cancelled(fut: Any, result: Any) -> None:
         fut.set_result(result)
 
 
-class UVStreamTransport(asyncio.Transport):
+class UVStreamTransport(FlowControl, asyncio.Transport):
     # loop.sendfile() works on this transport by reading and writing (no os.sendfile yet).
     _sendfile_compatible = _SendfileMode.FALLBACK
 
@@ -348,58 +349,9 @@ class UVStreamTransport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         return self._stream.write_queue_size()
 
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low_water, self._high_water)
+    def _may_pause_protocol(self) -> bool:
+        return not self._sendfile_running
 
-    def _set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._set_write_buffer_limits(high=high, low=low)
-        self._maybe_pause_protocol()
-
-    def _maybe_pause_protocol(self) -> None:
-        size = self.get_write_buffer_size()
-        if size <= self._high_water or self._protocol_paused or self._sendfile_running:
-            return
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": "protocol.pause_writing() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler(
-                    {
-                        "message": "protocol.resume_writing() failed",
-                        "exception": exc,
-                        "transport": self,
-                        "protocol": self._protocol,
-                    }
-                )
 
     # -- sendfile (loop.sendfile's fallback) ------------------------------------------------
 
