@@ -5,7 +5,6 @@ Only loopback names and addresses, and one name that cannot exist (RFC 6761 .inv
 
 from __future__ import annotations
 
-import faulthandler
 import json
 import os
 import socket
@@ -18,7 +17,6 @@ import uvcffi
 from uvcffi._errors import uv_error_name
 from uvcffi._uv.dns import UVGetAddrInfo, UVGetNameInfo
 from uvcffi._uv.loop import (
-    EV_CLOSED,
     EV_GETADDRINFO,
     EVENT_WIDTH,
     RUN_NOWAIT,
@@ -27,51 +25,15 @@ from uvcffi._uv.loop import (
 )
 from uvcffi._uv.timer import UVTimer
 
-INVALID_NAME = b"nonexistent.invalid"
-
-
-@pytest.fixture(autouse=True)
-def _hang_guard():
-    # A loop that blocks forever must fail the run with stacks, not hang it.
-    faulthandler.dump_traceback_later(60, exit=True)
-    yield
-    faulthandler.cancel_dump_traceback_later()
-
-
-@pytest.fixture
-def uvloop():
-    loop = UVLoop()
-    yield loop
-    stats = loop.close()
-    assert stats["handles_forgotten"] == 0, f"the test left handles open: {stats}"
-    assert stats["requests_finished"] == stats["requests_started"], stats
-
-
-def dispatch(uvloop, events):
-    """Deliver one batch as uvcffi's asyncio loop does: CLOSED frees the id."""
-    for i in range(0, len(events), EVENT_WIDTH):
-        kind, oid, a, b = events[i : i + EVENT_WIDTH]
-        obj = uvloop.objects[oid]
-        assert obj is not None, f"event {kind} for id {oid}, which has no owner"
-        if kind == EV_CLOSED:
-            uvloop.release(oid)
-            obj._on_closed()
-        else:
-            obj._on_event(kind, a, b)
+from .uvutil import dispatch
+from .uvutil import run_until as _run_until
 
 
 def run_until(uvloop, done, timeout_ms=10_000):
-    """RUN_ONCE until done(); a watchdog timer makes a broken loop fail, not hang."""
-    fired = []
-    watchdog = UVTimer(uvloop, lambda: fired.append(True))
-    watchdog.start(timeout_ms)
-    try:
-        while not done():
-            assert not fired, f"timed out after {timeout_ms} ms"
-            dispatch(uvloop, uvloop.run(RUN_ONCE))
-    finally:
-        watchdog.close()
-        dispatch(uvloop, uvloop.run(RUN_NOWAIT))
+    return _run_until(uvloop, done, timeout_ms)
+
+
+INVALID_NAME = b"nonexistent.invalid"
 
 
 def getaddrinfo(uvloop, host, port, family=0, type=0, proto=0, flags=0):

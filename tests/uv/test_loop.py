@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import faulthandler
 import time
 
 import pytest
@@ -13,7 +12,6 @@ from uvcffi._uv.loop import (
     EV_CLOSED,
     EV_IDLE,
     EV_TIMER,
-    EVENT_WIDTH,
     RUN_DEFAULT,
     RUN_NOWAIT,
     RUN_ONCE,
@@ -23,27 +21,7 @@ from uvcffi._uv.loop_watcher import UVIdle
 from uvcffi._uv.poll import UVPoll
 from uvcffi._uv.timer import UVTimer
 
-
-@pytest.fixture(autouse=True)
-def _hang_guard():
-    # A loop that blocks forever must fail the run with stacks, not hang it.
-    faulthandler.dump_traceback_later(60, exit=True)
-    yield
-    faulthandler.cancel_dump_traceback_later()
-
-
-def dispatch(uvloop, events):
-    """Deliver one batch as uvcffi's asyncio loop does: CLOSED frees the id."""
-    assert len(events) % EVENT_WIDTH == 0
-    for i in range(0, len(events), EVENT_WIDTH):
-        kind, oid, a, b = events[i : i + EVENT_WIDTH]
-        obj = uvloop.objects[oid]
-        assert obj is not None, f"event {kind} for id {oid}, which has no owner"
-        if kind == EV_CLOSED:
-            uvloop.release(oid)
-            obj._on_closed()
-        else:
-            obj._on_event(kind, a, b)
+from .uvutil import dispatch, events_of
 
 
 class TrackedTimer(UVTimer):
@@ -53,10 +31,6 @@ class TrackedTimer(UVTimer):
 
     def _on_closed(self):
         self.closed_calls += 1
-
-
-def events_of(events):
-    return [tuple(events[i : i + EVENT_WIDTH]) for i in range(0, len(events), EVENT_WIDTH)]
 
 
 def test_create_and_close_an_empty_loop():

@@ -3,7 +3,6 @@ test-loop-handles.c)."""
 
 from __future__ import annotations
 
-import faulthandler
 import time
 
 import pytest
@@ -14,56 +13,17 @@ from uvcffi._uv.loop import (
     EV_CLOSED,
     EV_IDLE,
     EV_PREPARE,
-    EVENT_WIDTH,
     RUN_NOWAIT,
     RUN_ONCE,
-    UVLoop,
 )
 from uvcffi._uv.loop_watcher import UVCheck, UVIdle, UVPrepare
 from uvcffi._uv.timer import UVTimer
 
+from .uvutil import close_all, dispatch, events_of
+
 WATCHERS = [UVIdle, UVCheck, UVPrepare]
 KIND = {UVIdle: EV_IDLE, UVCheck: EV_CHECK, UVPrepare: EV_PREPARE}
 UV_TYPE = {UVIdle: lib.UV_IDLE, UVCheck: lib.UV_CHECK, UVPrepare: lib.UV_PREPARE}
-
-
-@pytest.fixture(autouse=True)
-def _hang_guard():
-    # A loop that blocks forever must fail the run with stacks, not hang it.
-    faulthandler.dump_traceback_later(60, exit=True)
-    yield
-    faulthandler.cancel_dump_traceback_later()
-
-
-@pytest.fixture
-def uvloop():
-    loop = UVLoop()
-    yield loop
-    stats = loop.close()
-    assert stats["handles_forgotten"] == 0, f"the test left handles open: {stats}"
-
-
-def dispatch(uvloop, events):
-    """Deliver one batch as uvcffi's asyncio loop does: CLOSED frees the id."""
-    for i in range(0, len(events), EVENT_WIDTH):
-        kind, oid, a, b = events[i : i + EVENT_WIDTH]
-        obj = uvloop.objects[oid]
-        assert obj is not None, f"event {kind} for id {oid}, which has no owner"
-        if kind == EV_CLOSED:
-            uvloop.release(oid)
-            obj._on_closed()
-        else:
-            obj._on_event(kind, a, b)
-
-
-def events_of(events):
-    return [tuple(events[i : i + EVENT_WIDTH]) for i in range(0, len(events), EVENT_WIDTH)]
-
-
-def close_all(uvloop, *handles):
-    for h in handles:
-        h.close()
-    dispatch(uvloop, uvloop.run(RUN_NOWAIT))
 
 
 @pytest.mark.parametrize("cls", WATCHERS, ids=lambda c: c.__name__)

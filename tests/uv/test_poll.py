@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import errno
-import faulthandler
 import os
 import socket
 import tempfile
 
 import pytest
 
-from uvcffi._uv.loop import EV_CLOSED, EV_POLL, EVENT_WIDTH, RUN_NOWAIT, RUN_ONCE, UVLoop
+from uvcffi._uv.loop import EV_CLOSED, EV_POLL, RUN_NOWAIT
 from uvcffi._uv.loop_watcher import UVIdle
 from uvcffi._uv.poll import DISCONNECT, READABLE, WRITABLE, UVPoll
-from uvcffi._uv.timer import UVTimer
 
-
-@pytest.fixture(autouse=True)
-def _hang_guard():
-    # A loop that blocks forever must fail the run with stacks, not hang it.
-    faulthandler.dump_traceback_later(60, exit=True)
-    yield
-    faulthandler.cancel_dump_traceback_later()
-
-
-@pytest.fixture
-def uvloop():
-    loop = UVLoop()
-    yield loop
-    stats = loop.close()
-    assert stats["handles_forgotten"] == 0, f"the test left handles open: {stats}"
+from .uvutil import close_all, dispatch, events_of, run_until
 
 
 @pytest.fixture
@@ -40,43 +24,6 @@ def pair():
     yield a, b
     a.close()
     b.close()
-
-
-def dispatch(uvloop, events):
-    """Deliver one batch as uvcffi's asyncio loop does: CLOSED frees the id."""
-    for i in range(0, len(events), EVENT_WIDTH):
-        kind, oid, a, b = events[i : i + EVENT_WIDTH]
-        obj = uvloop.objects[oid]
-        assert obj is not None, f"event {kind} for id {oid}, which has no owner"
-        if kind == EV_CLOSED:
-            uvloop.release(oid)
-            obj._on_closed()
-        else:
-            obj._on_event(kind, a, b)
-
-
-def events_of(events):
-    return [tuple(events[i : i + EVENT_WIDTH]) for i in range(0, len(events), EVENT_WIDTH)]
-
-
-def run_until(uvloop, done, timeout_ms=5000):
-    """RUN_ONCE until done(); a watchdog timer makes a broken loop fail, not hang."""
-    fired = []
-    watchdog = UVTimer(uvloop, lambda: fired.append(True))
-    watchdog.start(timeout_ms)
-    try:
-        while not done():
-            assert not fired, f"timed out after {timeout_ms} ms"
-            dispatch(uvloop, uvloop.run(RUN_ONCE))
-    finally:
-        watchdog.close()
-        dispatch(uvloop, uvloop.run(RUN_NOWAIT))
-
-
-def close_all(uvloop, *handles):
-    for h in handles:
-        h.close()
-    dispatch(uvloop, uvloop.run(RUN_NOWAIT))
 
 
 def test_readable_after_the_peer_writes(uvloop, pair):

@@ -5,7 +5,6 @@ libuv's test-spawn.c in spirit, on local children only (``sys.executable -S -c``
 
 from __future__ import annotations
 
-import faulthandler
 import os
 import signal
 import sys
@@ -13,59 +12,23 @@ import time
 
 import pytest
 
-from uvcffi._uv.loop import EV_CLOSED, EVENT_WIDTH, RUN_NOWAIT, RUN_ONCE, UVLoop
+from uvcffi._uv.loop import RUN_NOWAIT, UVLoop
 from uvcffi._uv.pipe import UVPipe
 from uvcffi._uv.process import STDIO_PIPE_IN, STDIO_PIPE_OUT, UVProcess
-from uvcffi._uv.timer import UVTimer
+
+from .uvutil import dispatch
+from .uvutil import run_until as _run_until
+
+
+def run_until(uvloop, done, timeout_ms=10_000):
+    return _run_until(uvloop, done, timeout_ms)
+
 
 PY = os.fsencode(sys.executable)
 
 
 def pyargs(code, *extra):
     return [PY, b"-S", b"-c", code.encode(), *[os.fsencode(e) for e in extra]]
-
-
-@pytest.fixture(autouse=True)
-def _hang_guard():
-    faulthandler.dump_traceback_later(60, exit=True)
-    yield
-    faulthandler.cancel_dump_traceback_later()
-
-
-@pytest.fixture
-def uvloop():
-    loop = UVLoop()
-    yield loop
-    stats = loop.close()
-    assert stats["handles_forgotten"] == 0, f"the test left handles open: {stats}"
-    assert stats["handles_opened"] == stats["handles_closed"], stats
-
-
-def dispatch(uvloop, events):
-    for i in range(0, len(events), EVENT_WIDTH):
-        kind, oid, a, b = events[i : i + EVENT_WIDTH]
-        obj = uvloop.objects[oid]
-        if obj is None:
-            assert oid == 0, f"event {kind} for id {oid}, which has no owner"
-            continue  # a disowned handle's CLOSED
-        if kind == EV_CLOSED:
-            uvloop.release(oid)
-            obj._on_closed()
-        else:
-            obj._on_event(kind, a, b)
-
-
-def run_until(uvloop, done, timeout_ms=10000):
-    fired = []
-    watchdog = UVTimer(uvloop, lambda: fired.append(True))
-    watchdog.start(timeout_ms)
-    try:
-        while not done():
-            assert not fired, f"timed out after {timeout_ms} ms"
-            dispatch(uvloop, uvloop.run(RUN_ONCE))
-    finally:
-        watchdog.close()
-        dispatch(uvloop, uvloop.run(RUN_NOWAIT))
 
 
 def settle(uvloop):

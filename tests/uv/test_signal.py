@@ -9,23 +9,16 @@ never sends a signal that no handler is watching (SIGUSR1's default action kills
 from __future__ import annotations
 
 import errno
-import faulthandler
 import os
 import signal
 
 import pytest
 
-from uvcffi._uv.loop import EV_CLOSED, EV_SIGNAL, EVENT_WIDTH, RUN_NOWAIT, RUN_ONCE, UVLoop
+from uvcffi._uv.loop import EV_SIGNAL, EVENT_WIDTH, RUN_NOWAIT, RUN_ONCE
 from uvcffi._uv.signal import UVSignal
 from uvcffi._uv.timer import UVTimer
 
-
-@pytest.fixture(autouse=True)
-def _hang_guard():
-    # A loop that blocks forever must fail the run with stacks, not hang it.
-    faulthandler.dump_traceback_later(60, exit=True)
-    yield
-    faulthandler.cancel_dump_traceback_later()
+from .uvutil import close_all, dispatch, run_until
 
 
 @pytest.fixture(autouse=True)
@@ -34,47 +27,6 @@ def _restore_dispositions():
     yield
     for signum, handler in saved.items():
         signal.signal(signum, handler)
-
-
-@pytest.fixture
-def uvloop():
-    loop = UVLoop()
-    yield loop
-    stats = loop.close()
-    assert stats["handles_forgotten"] == 0, f"the test left handles open: {stats}"
-
-
-def dispatch(uvloop, events):
-    """Deliver one batch as uvcffi's asyncio loop does: CLOSED frees the id."""
-    for i in range(0, len(events), EVENT_WIDTH):
-        kind, oid, a, b = events[i : i + EVENT_WIDTH]
-        obj = uvloop.objects[oid]
-        assert obj is not None, f"event {kind} for id {oid}, which has no owner"
-        if kind == EV_CLOSED:
-            uvloop.release(oid)
-            obj._on_closed()
-        else:
-            obj._on_event(kind, a, b)
-
-
-def run_until(uvloop, done, timeout_ms=5000):
-    """RUN_ONCE until done(); a watchdog timer makes a broken loop fail, not hang."""
-    fired = []
-    watchdog = UVTimer(uvloop, lambda: fired.append(True))
-    watchdog.start(timeout_ms)
-    try:
-        while not done():
-            assert not fired, f"timed out after {timeout_ms} ms"
-            dispatch(uvloop, uvloop.run(RUN_ONCE))
-    finally:
-        watchdog.close()
-        dispatch(uvloop, uvloop.run(RUN_NOWAIT))
-
-
-def close_all(uvloop, *handles):
-    for h in handles:
-        h.close()
-    dispatch(uvloop, uvloop.run(RUN_NOWAIT))
 
 
 def test_catches_a_signal_sent_to_the_process(uvloop):

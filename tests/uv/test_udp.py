@@ -8,7 +8,6 @@ of truncating them, and queued sends complete in order under the handle's own id
 from __future__ import annotations
 
 import errno
-import faulthandler
 import fcntl
 import os
 import select
@@ -26,8 +25,9 @@ from uvcffi._uv.loop import (
     RUN_ONCE,
     UVLoop,
 )
-from uvcffi._uv.timer import UVTimer
 from uvcffi._uv.udp import IPV6ONLY, REUSEADDR, REUSEPORT, UVUDP, make_sockaddr
+
+from .uvutil import close_all, dispatch, events_of, run_until
 
 LOCAL = ("127.0.0.1", 0)
 
@@ -41,60 +41,6 @@ def _has_ipv6_loopback() -> bool:
         return True
     except OSError:
         return False
-
-
-@pytest.fixture(autouse=True)
-def _hang_guard():
-    # A loop that blocks forever must fail the run with stacks, not hang it.
-    faulthandler.dump_traceback_later(60, exit=True)
-    yield
-    faulthandler.cancel_dump_traceback_later()
-
-
-@pytest.fixture
-def uvloop():
-    loop = UVLoop()
-    yield loop
-    stats = loop.close()
-    assert stats["handles_forgotten"] == 0, f"the test left handles open: {stats}"
-    assert stats["requests_finished"] == stats["requests_started"], stats
-
-
-def dispatch(uvloop, events):
-    """Deliver one batch as uvcffi's asyncio loop does: CLOSED frees the id."""
-    for i in range(0, len(events), EVENT_WIDTH):
-        kind, oid, a, b = events[i : i + EVENT_WIDTH]
-        obj = uvloop.objects[oid]
-        assert obj is not None, f"event {kind} for id {oid}, which has no owner"
-        if kind == EV_CLOSED:
-            uvloop.release(oid)
-            obj._on_closed()
-        else:
-            obj._on_event(kind, a, b)
-
-
-def events_of(events):
-    return [tuple(events[i : i + EVENT_WIDTH]) for i in range(0, len(events), EVENT_WIDTH)]
-
-
-def run_until(uvloop, done, timeout_ms=5000):
-    """RUN_ONCE until done(); a watchdog timer makes a broken loop fail, not hang."""
-    fired = []
-    watchdog = UVTimer(uvloop, lambda: fired.append(True))
-    watchdog.start(timeout_ms)
-    try:
-        while not done():
-            assert not fired, f"timed out after {timeout_ms} ms"
-            dispatch(uvloop, uvloop.run(RUN_ONCE))
-    finally:
-        watchdog.close()
-        dispatch(uvloop, uvloop.run(RUN_NOWAIT))
-
-
-def close_all(uvloop, *handles):
-    for h in handles:
-        h.close()
-    dispatch(uvloop, uvloop.run(RUN_NOWAIT))
 
 
 def receiver(uvloop, family=socket.AF_INET, address=LOCAL):
