@@ -111,6 +111,14 @@ def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
 class LoopCore(asyncio.AbstractEventLoop):
     """Scheduling, running and the loop-wide policies (exceptions, debug, async gens)."""
 
+    #: The ready-queue contract, for our own Future/Task and transports: while the loop is
+    #: neither closed nor in debug mode, any object with a false ``_cancelled`` attribute and
+    #: a ``_run()`` method may be appended to ``_ready`` directly.  It then runs exactly as
+    #: a Handle would, in FIFO order with everything else, minus the Handle object (its
+    #: ``_run`` must report its own errors, as ``Handle._run`` does).  Debug mode keeps real
+    #: Handles, so that slow-callback reports and ``_current_handle`` still work.
+    _accepts_ready_items = True
+
     def __init__(self, *, stdlib_futures: bool = False) -> None:
         self._uv = UVLoop()
         self._timers = TimerPool(self._uv)
