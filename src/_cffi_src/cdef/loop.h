@@ -43,6 +43,7 @@ typedef struct uvc_loop_s {
 
 uvc_loop_t* uvc_loop_new(int* err);
 int uvc_loop_close(uvc_loop_t* loop, int64_t* stats);
+int uvc_loop_recycle(uvc_loop_t* loop, void** keep, int nkeep, int64_t* stats);
 int uvc_loop_fork(uvc_loop_t* loop);
 int uvc_run(uvc_loop_t* loop, int mode);
 uint64_t uvc_now(uvc_loop_t* loop);

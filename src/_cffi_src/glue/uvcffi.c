@@ -125,6 +125,78 @@ static int uvc_loop_close(uvc_loop_t* l, int64_t* stats) {
   return r;
 }
 
+/* Recycling: the asyncio loop keeps a closed loop's libuv state (epoll and io_uring
+ * instances, signal pipe, and the handles listed in `keep`) for the next loop it creates,
+ * because setting those up and tearing them down is most of the cost of a short-lived
+ * loop (see _loop/kit.py).  This closes every other handle and runs the loop until their
+ * close callbacks and every request are done -- as uvc_loop_close does, minus freeing --
+ * and leaves the loop ready for a new owner.  The kept handles are unreferenced while it
+ * runs, so that uv_run can return, and get their reference back afterwards.
+ *
+ * The result must be a loop as quiet as a new one, or it is refused (UV_EBUSY) and must be
+ * closed: every handle but the kept ones gone, every request finished, and libuv's SIGCHLD
+ * watcher stopped (libuv stops it with the last process handle; were it left running in a
+ * loop nobody runs, every SIGCHLD of the process would write to a pipe nobody reads).
+ * `stats` as for uvc_loop_close (counting over the loop's whole life). */
+typedef struct {
+  uv_handle_t** keep;
+  int nkeep;
+  int64_t forgotten;
+} uvc__recycle_walk_t;
+
+static void uvc__walk_close_unkept(uv_handle_t* h, void* arg) {
+  uvc__recycle_walk_t* w = arg;
+  int i;
+  for (i = 0; i < w->nkeep; i++)
+    if (w->keep[i] == h) return;
+  if (!uv_is_closing(h)) {
+    uv_close(h, uvc__close_cb);
+    w->forgotten++;
+  }
+}
+
+#define UVC_RECYCLE_MAX_KEEP 8
+
+static int uvc_loop_recycle(uvc_loop_t* l, void** keep, int nkeep, int64_t* stats) {
+  uvc__recycle_walk_t w;
+  int refs[UVC_RECYCLE_MAX_KEEP];
+  int i;
+  if (nkeep < 0 || nkeep > UVC_RECYCLE_MAX_KEEP) return UV_EINVAL;
+  w.keep = (uv_handle_t**) keep;
+  w.nkeep = nkeep;
+  w.forgotten = 0;
+  l->closing = 1;
+  uv_walk(&l->uv, uvc__walk_close_unkept, &w);
+  for (i = 0; i < nkeep; i++) {
+    refs[i] = uv_has_ref(w.keep[i]);
+    uv_unref(w.keep[i]);
+  }
+  l->nevents = 0;
+#ifndef PYPY_VERSION
+  {
+    PyThreadState* ts = PyEval_SaveThread();
+    uv_run(&l->uv, UV_RUN_DEFAULT);
+    PyEval_RestoreThread(ts);
+  }
+#else
+  uv_run(&l->uv, UV_RUN_DEFAULT);
+#endif
+  for (i = 0; i < nkeep; i++)
+    if (refs[i]) uv_ref(w.keep[i]);
+  l->nevents = 0;
+  l->closing = 0;
+  stats[0] = l->handles_opened;
+  stats[1] = l->handles_closed;
+  stats[2] = w.forgotten;
+  stats[3] = l->requests_started;
+  stats[4] = l->requests_finished;
+  if (l->handles_opened - l->handles_closed != nkeep ||
+      l->requests_started != l->requests_finished ||
+      uv_is_active((uv_handle_t*) &l->uv.child_watcher))
+    return UV_EBUSY;
+  return 0;
+}
+
 static int uvc_loop_fork(uvc_loop_t* l) { return uv_loop_fork(&l->uv); }
 static uint64_t uvc_now(uvc_loop_t* l) { return uv_now(&l->uv); }
 static void uvc_update_time(uvc_loop_t* l) { uv_update_time(&l->uv); }

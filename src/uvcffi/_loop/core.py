@@ -73,6 +73,7 @@ from .._uv.loop import (
 from .._uv.timer import TimerPool
 from .._uv.timer import timer_start_at as _timer_start_at
 from .handles import Handle, TimerHandle
+from .kit import Kit, take_kit
 
 logger = logging.getLogger("asyncio")
 
@@ -120,7 +121,10 @@ class LoopCore(asyncio.AbstractEventLoop):
     _accepts_ready_items = True
 
     def __init__(self, *, stdlib_futures: bool = False) -> None:
-        self._uv = UVLoop()
+        # The libuv loop and the handles every loop keeps open, often recycled from a loop
+        # closed earlier (kit.py says why and when).
+        self._kit: Kit | None = take_kit()
+        self._uv = self._kit.uv
         self._timers = TimerPool(self._uv)
         self._ready: collections.deque[Handle | TimerHandle] = collections.deque()
         self._closed = False
@@ -141,7 +145,7 @@ class LoopCore(asyncio.AbstractEventLoop):
         self._future_class: Any = asyncio.Future if stdlib_futures else Future
         self._task_class: Any = asyncio.Task if stdlib_futures else Task
         # The one handle that always keeps uv_run(ONCE) able to sleep and be woken.
-        self._wakeup = UVAsync(self._uv, _noop)
+        self._wakeup: UVAsync | None = self._kit.wakeup
         # Python socket objects over fds that libuv handles own (transports, servers):
         # detached before the loop frees the handles, so that a socket object collected
         # later cannot close an fd number that has been reused since.
@@ -262,16 +266,26 @@ class LoopCore(asyncio.AbstractEventLoop):
         """Free every libuv resource; see docs/design.md, "Shutdown"."""
         # Timers still armed belong to TimerHandles users may still hold and cancel():
         # detach them first, so a late cancel() cannot touch freed memory.
+        # Their libuv timers are the loop's own: stopped and closed with the idle ones.
         for obj in self._uv.objects:
-            if isinstance(obj, TimerHandle):
+            if isinstance(obj, TimerHandle) and obj._timer is not None:
+                self._timers.stop(obj._timer)
                 obj._timer = None
                 obj._scheduled = False
         self._timers.clear()
-        self._wakeup.close()
         for sock in list(self._fd_sockets):
             sock.detach()
         self._fd_sockets.clear()
-        self._uv_close_stats = self._uv.close()
+        kit = self._kit
+        if kit is None:
+            return
+        # From here on this loop must not reach the kit, which may soon serve another
+        # loop: it keeps a closed stand-in whose every use raises "closed".
+        self._kit = None
+        self._wakeup = None
+        self._uv = UVLoop.closed_stand_in()
+        self._timers = TimerPool(self._uv)
+        self._uv_close_stats = kit.release()
 
     def _uv_handle_stats(self) -> dict[str, int]:
         """Handle counters for leak checks.
@@ -288,7 +302,8 @@ class LoopCore(asyncio.AbstractEventLoop):
         return {**counters, "open": open_handles, "live": open_handles - internal}
 
     def _internal_handle_count(self) -> int:
-        return 0 if self._wakeup.closed else 1
+        kit = self._kit
+        return 0 if kit is None else len(kit.handles())
 
     # ------------------------------------------------------------------------------------
     # One iteration
@@ -425,8 +440,11 @@ class LoopCore(asyncio.AbstractEventLoop):
 
     def _write_to_self(self) -> None:
         """Wake the loop if it sleeps in uv_run; safe from any thread."""
+        wakeup = self._wakeup
+        if wakeup is None:
+            return  # closed: there is nothing left to wake
         try:
-            self._wakeup.send()
+            wakeup.send()
         except RuntimeError:
             pass  # closed concurrently: there is nothing left to wake
 

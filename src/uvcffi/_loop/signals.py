@@ -8,8 +8,8 @@ restores Python's defaults, and Python's own SIGINT handler raises KeyboardInter
 libuv's ``uv_signal_t`` installs C handlers of its own, behind Python's back.  So uvcffi
 does what asyncio does: the Python-level handler is a no-op, and the C-level handler that
 CPython (and PyPy) install writes the signal number to the fd given to
-``signal.set_wakeup_fd``.  We watch the other end of that socket pair with a libuv poll
-handle.
+``signal.set_wakeup_fd``.  We watch the other end of that pipe with a libuv poll
+handle (both belong to the loop's kit, see kit.py).
 
 Why a wakeup fd is set whenever the loop runs in the main thread
 ---------------------------------------------------------------
@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import signal
-import socket
 import sys
 import threading
 from typing import Any, Callable
 
-from .._uv.poll import READABLE, UVPoll
 from .core import LoopCore
 from .handles import Handle
 
@@ -49,37 +48,28 @@ class SignalMixin(LoopCore):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._signal_handlers: dict[int, Handle] = {}
-        # Created on first need (a run in the main thread, or a handler): a loop that is
-        # only created and closed, as in benchmarks and tests, costs no sockets.
-        self._ssock: socket.socket | None = None
-        self._csock: socket.socket | None = None
-        self._signal_poll: UVPoll | None = None
+        # The wakeup pipe and its poll handle come with the loop's kit (kit.py): they are
+        # made once and reused by later loops, so a loop made for one short run pays
+        # nothing for them.
+        kit = self._kit
+        assert kit is not None
+        kit.on_signal_readable = self._on_wakeup_readable
 
-    def _internal_handle_count(self) -> int:
-        extra = 1 if self._signal_poll is not None and not self._signal_poll.closed else 0
-        return super()._internal_handle_count() + extra
+    # -- the wakeup pipe -------------------------------------------------------------------
 
-    # -- the wakeup socket pair -----------------------------------------------------------
+    def _wakeup_fd(self) -> int:
+        kit = self._kit
+        if kit is None:
+            raise RuntimeError("Event loop is closed")
+        return kit.signal_wfd
 
-    def _ensure_wakeup_socket(self) -> int:
-        """Create the socket pair and its poll handle on first need; return the write fd."""
-        if self._csock is None:
-            ssock, csock = socket.socketpair()
-            ssock.setblocking(False)
-            csock.setblocking(False)
-            poll = UVPoll(self._uv, ssock.fileno(), self._on_wakeup_readable)
-            poll.start(READABLE)
-            poll.unref()  # waiting for a signal alone must not keep the loop alive
-            self._ssock, self._csock, self._signal_poll = ssock, csock, poll
-        return self._csock.fileno()  # type: ignore[union-attr]
-
-    def _on_wakeup_readable(self, status: int, events: int) -> None:
-        ssock = self._ssock
-        if ssock is None:
+    def _on_wakeup_readable(self) -> None:
+        kit = self._kit
+        if kit is None:
             return
         while True:
             try:
-                data = ssock.recv(4096)
+                data = os.read(kit.signal_rfd, 4096)
             except (BlockingIOError, InterruptedError):
                 return
             if not data:
@@ -102,7 +92,7 @@ class SignalMixin(LoopCore):
         if not _in_main_thread():
             return None
         try:
-            return signal.set_wakeup_fd(self._ensure_wakeup_socket())
+            return signal.set_wakeup_fd(self._wakeup_fd())
         except (ValueError, OSError):
             return None  # not the main interpreter, or the fd was refused
 
@@ -119,13 +109,6 @@ class SignalMixin(LoopCore):
             self._signal_handlers = {}
         for signum in list(self._signal_handlers):
             self.remove_signal_handler(signum)
-        if self._signal_poll is not None:
-            self._signal_poll.close()
-            self._signal_poll = None
-        for sock in (self._ssock, self._csock):
-            if sock is not None:
-                sock.close()
-        self._ssock = self._csock = None
 
     # -- public API ------------------------------------------------------------------------
 
@@ -143,7 +126,7 @@ class SignalMixin(LoopCore):
         if not _in_main_thread():
             raise RuntimeError("set_wakeup_fd only works in main thread of the main interpreter")
         try:
-            signal.set_wakeup_fd(self._ensure_wakeup_socket())
+            signal.set_wakeup_fd(self._wakeup_fd())
         except (ValueError, OSError) as exc:
             raise RuntimeError(str(exc))
         handle = Handle(callback, args, self, None)

@@ -80,6 +80,16 @@ class UVLoop:
         # on the first read, as the arena itself is.
         self._arena: Any = None
 
+    @classmethod
+    def closed_stand_in(cls) -> UVLoop:
+        """A closed UVLoop that never had a libuv loop: for owners that gave theirs away."""
+        self = cls.__new__(cls)
+        self._ptr = None
+        self.objects = [None]
+        self.free_ids = []
+        self._arena = None
+        return self
+
     # -- ids ---------------------------------------------------------------------------
 
     def register(self, obj: Any) -> int:
@@ -146,6 +156,40 @@ class UVLoop:
             "requests_started": ptr.requests_started,
             "requests_finished": ptr.requests_finished,
         }
+
+    def recycle(self, keep: list[Any]) -> tuple[bool, dict[str, int]]:
+        """Close every handle but the wrappers in ``keep``, wait for every request, and
+        leave the loop ready for a new owner (``uvc_loop_recycle``).
+
+        Returns ``(ok, stats)``, stats counted over the loop's whole life as for
+        :meth:`close`.  When ``ok`` is false the loop is unfit for reuse (it has watched
+        for child processes, or something would not close) and the caller must
+        :meth:`close` it.  Either way every other wrapper is detached and every id but
+        the kept ones is free, as after a close.
+        """
+        ptr = self._ptr
+        if ptr is None:
+            raise RuntimeError("UVLoop is already closed")
+        for obj in self.objects:
+            cancel = getattr(obj, "cancel_request", None)
+            if cancel is not None:
+                cancel()
+        kept = {id(obj) for obj in keep}
+        for obj in self.objects:
+            if obj is not None and id(obj) not in kept and hasattr(obj, "_ptr"):
+                obj._ptr = None
+        handles = ffi.new("void*[]", [obj._ptr for obj in keep])
+        stats = ffi.new("int64_t[5]")
+        status = lib.uvc_loop_recycle(ptr, handles, len(keep), stats)
+        # Only the kept wrappers still own ids; everything else may be handed out again.
+        objects: list[Any] = [None] * len(self.objects)
+        for obj in keep:
+            objects[obj._id] = obj
+        while len(objects) > 1 and objects[-1] is None:
+            objects.pop()
+        self.objects = objects
+        self.free_ids = [i for i in range(len(objects) - 1, 0, -1) if objects[i] is None]
+        return status == 0, dict(zip(_CLOSE_STATS, stats))
 
     def close(self) -> dict[str, int]:
         """Close every handle, wait for every request, free the loop.
