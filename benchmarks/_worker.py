@@ -5,7 +5,9 @@
 
 LOOPSPEC is ``module:callable``.  The last line of stdout is ``@@result`` and one JSON object:
 probe:   ok, error, loop_class, future_class, task_class, version, python
-measure: ok, seconds, ops, n, error
+measure: ok, seconds, ops, n, error, cpu_user, cpu_sys (this process's CPU seconds over the
+         timed run), extra (the workload's own figures, or null), value (a metric workload's
+         result, or null)
 """
 
 import gc
@@ -117,22 +119,44 @@ def probe(spec):
     return info
 
 
+def cpu_times():
+    """(user, system) CPU seconds of this process, all threads, finer than os.times()' ticks."""
+    try:
+        import resource
+    except ImportError:
+        t = os.times()
+        return t.user, t.system
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime, u.ru_stime
+
+
 def once(cls, factory, loop, n):
-    """Set up, run (timed), verify and tear down one instance; return (seconds, ops)."""
+    """Set up, run (timed), verify and tear down one instance; return its figures."""
     w = cls()
     w.loop_factory = factory
     w.setup(loop, n)
     try:
         gc.collect()
+        cpu0 = cpu_times()
         t0 = time.perf_counter()
         ops = w.run(loop, n)
         seconds = time.perf_counter() - t0
+        cpu1 = cpu_times()
         w.verify(loop)
     finally:
         w.teardown(loop)
     if not isinstance(ops, int) or ops <= 0:
         raise RuntimeError(f"workload returned {ops!r} ops")
-    return seconds, ops
+    value = None
+    if cls.metric is not None:
+        value = getattr(w, "value", None)
+        if not isinstance(value, (int, float)):
+            raise RuntimeError(f"metric workload left value={value!r}")
+    # getrusage around the timed run only: the server's user and system CPU per op of the
+    # network workloads, where much of the cost is the kernel's and the wall time is shared
+    # with the load generator.
+    return {"seconds": seconds, "ops": ops, "cpu_user": cpu1[0] - cpu0[0],
+            "cpu_sys": cpu1[1] - cpu0[1], "extra": w.extra, "value": value}
 
 
 def measure(spec, name, n, warmup_n):
@@ -164,7 +188,7 @@ def measure(spec, name, n, warmup_n):
         try:
             if warmup_n > 0:
                 once(cls, factory, loop, warmup_n)
-            seconds, ops = once(cls, factory, loop, n)
+            figures = once(cls, factory, loop, n)
         except Exception:
             if errors:
                 raise handler_error()
@@ -179,7 +203,8 @@ def measure(spec, name, n, warmup_n):
         raise
     close_loop(loop)  # a loop that cannot close cleanly fails the measurement
     asyncio.set_event_loop(None)
-    return {"seconds": seconds, "ops": ops, "n": n}
+    figures["n"] = n
+    return figures
 
 
 def main(argv):

@@ -11,14 +11,13 @@ process (or its GIL).  This module is both sides of that arrangement:
       python benchmarks/loadgen.py stream --tcp 127.0.0.1:PORT --conns 10 --messages N --size S
       python benchmarks/loadgen.py stream --unix PATH ...
       python benchmarks/loadgen.py udp --tcp 127.0.0.1:PORT --control 127.0.0.1:PORT ...
-      python benchmarks/loadgen.py summary FILE      # client CPU figures logged by the workloads
 
   It connects, prints ``ready``, waits for ``go`` on stdin (so process start and connection
   set-up are not timed), runs, then prints one JSON line: ok, error, messages, bytes, and its
   own CPU and wall time over the loaded phase.  stdin reaching EOF (the parent died) ends it.
 
 * imported (``benchmarks.loadgen``), it gives the workloads ``Client`` and ``Wrk`` to start,
-  release and collect those processes, and ``record`` for the client-side figures.
+  release and collect those processes.
 
 Only the standard library; CPython 3.9+ and PyPy 3.9.
 """
@@ -39,9 +38,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 IDLE_TIMEOUT = 3.0
 #: Hard upper bound on the loaded phase of one client, whatever the sizes.
 DEADLINE = 120.0
-#: Environment variable naming a JSON-lines file to which the workloads append their client-side
-#: figures (client CPU time, ...) for each run; see ``record`` and ``summary``.
-LOG_ENV = "UVCFFI_BENCH_EXTRA"
+
+#: The name in the TLS workloads' throwaway certificate, checked by the client.
+TLS_HOSTNAME = "localhost"
+
+CONNS_DEFAULT = 10
 
 HEADER = struct.Struct("<IIQ")  # connection, sequence number, magic: 16 bytes
 MAGIC = 0x6563686F6C6F6F70     # b"echoloop"
@@ -110,6 +111,7 @@ class Poller:
         self.register = self._p.register
         self.modify = self._p.modify
         self.unregister = self._p.unregister
+        self.close = getattr(self._p, "close", lambda: None)
 
     def poll(self, timeout):
         return self._p.poll(timeout * self.scale)
@@ -120,13 +122,27 @@ def stall(why, since, done, total, stuck):
                   + "; ".join(stuck[:4]) + (" ..." if len(stuck) > 4 else ""))
 
 
-def stream_echo(socks, per_conn, size, idle, deadline, messages):
+def stream_echo(socks, per_conn, size, idle, deadline, messages, tls=False):
     """Ping-pong on every connection: send a message, read its echo back, compare, repeat.
 
     Returns (messages, bytes).  Raises Failed on a wrong byte, extra bytes, an early EOF or a
     stall.  After its last message each connection shuts its write side down and must then
     read EOF: the server saw every byte and sent nothing more.
+
+    With ``tls`` the sockets are ``ssl.SSLSocket``s, handshake done: "would block" is then
+    SSLWantRead/WriteError, a write that would block must be retried with the same bytes,
+    decrypted bytes can wait inside the SSL object where epoll cannot see them (``pending()``),
+    and the end of a connection is a close_notify each way (``unwrap``) rather than a TCP
+    half-close; a TCP EOF without the server's close_notify fails the run.
     """
+    if tls:
+        import ssl
+
+        want_read, want_write = ssl.SSLWantReadError, ssl.SSLWantWriteError
+        # What recv raises for the peer's close_notify once ours has been sent.
+        zero_return = ssl.SSLZeroReturnError
+    else:
+        want_read = want_write = zero_return = BlockingIOError
     n = len(socks)
     poller = Poller()
     IN, OUT = poller.IN, poller.OUT
@@ -142,13 +158,28 @@ def stream_echo(socks, per_conn, size, idle, deadline, messages):
     def start(c):
         s = socks[c]
         if seq[c] >= per_conn[c]:
-            s.shutdown(socket.SHUT_WR)
             finished[c] = True
+            if not tls:
+                s.shutdown(socket.SHUT_WR)
+                return
+            try:
+                # Sends our close_notify, then tries to read the server's: usually not there
+                # yet (SSLWantReadError, recv below gets it as SSLZeroReturnError); if it is,
+                # unwrap returns and s is a plain socket again, which must then read EOF.
+                s.unwrap()
+            except want_read:
+                pass
+            except want_write:
+                raise Failed(f"connection {c}: no room to send close_notify after the last "
+                             "echo") from None
             return
         variants = messages[c]
         msg = expect[c] = variants[seq[c] % len(variants)]
         pos[c] = 0
-        sent = s.send(msg)
+        try:
+            sent = s.send(msg)
+        except want_write:
+            sent = 0
         if sent < size:
             pending[c] = memoryview(msg)[sent:]
             poller.modify(s.fileno(), IN | OUT)
@@ -181,7 +212,10 @@ def stream_echo(socks, per_conn, size, idle, deadline, messages):
             s = socks[c]
             if ev & OUT:
                 rest = pending[c]
-                sent = s.send(rest)
+                try:
+                    sent = s.send(rest)
+                except want_write:
+                    sent = 0  # TLS: retry later with the same bytes
                 if sent < len(rest):
                     pending[c] = rest[sent:]
                 else:
@@ -189,39 +223,47 @@ def stream_echo(socks, per_conn, size, idle, deadline, messages):
                     poller.modify(fd, IN)
                 if ev == OUT:
                     continue
-            if finished[c]:
+            while True:  # more than once only for TLS bytes already decrypted (pending())
+                if finished[c]:
+                    try:
+                        data = s.recv(65536)
+                    except want_read:
+                        break
+                    except zero_return:  # TLS: the server's close_notify, the clean end
+                        data = b""
+                    except OSError as exc:  # TLS: EOF without close_notify, a bad record
+                        raise Failed(f"connection {c}: {exc!r} after its {per_conn[c]} "
+                                     "echoed messages") from None
+                    if data:
+                        raise Failed(f"connection {c}: {len(data)} unexpected byte(s) after "
+                                     f"its {per_conn[c]} echoed messages")
+                    poller.unregister(fd)
+                    s.close()
+                    active -= 1
+                    break
+                p = pos[c]
                 try:
-                    data = s.recv(65536)
-                except BlockingIOError:
-                    continue
-                if data:
-                    raise Failed(f"connection {c}: {len(data)} unexpected byte(s) after its "
-                                 f"{per_conn[c]} echoed messages")
-                poller.unregister(fd)
-                s.close()
-                active -= 1
-                continue
-            p = pos[c]
-            try:
-                data = s.recv(size - p)
-            except BlockingIOError:
-                continue
-            k = len(data)
-            if not k:
-                raise Failed(f"connection {c}: EOF from the server after {seq[c]} of "
-                             f"{per_conn[c]} messages and {p} bytes of the next echo")
-            exp = expect[c]
-            if not (data == exp if k == size else data == exp[p:p + k]):
-                at = next(i for i in range(k) if data[i] != exp[p + i])
-                raise Failed(f"connection {c}, message {seq[c]}: echoed byte {p + at} differs "
-                             f"(got {data[at]:#04x}, sent {exp[p + at]:#04x})")
-            p += k
-            if p < size:
-                pos[c] = p
-                continue
-            seq[c] += 1
-            done_msgs += 1
-            start(c)
+                    data = s.recv(size - p)
+                except want_read:
+                    break
+                k = len(data)
+                if not k:
+                    raise Failed(f"connection {c}: EOF from the server after {seq[c]} of "
+                                 f"{per_conn[c]} messages and {p} bytes of the next echo")
+                exp = expect[c]
+                if not (data == exp if k == size else data == exp[p:p + k]):
+                    at = next(i for i in range(k) if data[i] != exp[p + i])
+                    raise Failed(f"connection {c}, message {seq[c]}: echoed byte {p + at} "
+                                 f"differs (got {data[at]:#04x}, sent {exp[p + at]:#04x})")
+                p += k
+                if p < size:
+                    pos[c] = p
+                else:
+                    seq[c] += 1
+                    done_msgs += 1
+                    start(c)
+                if not tls or not s.pending():
+                    break
     return done_msgs, done_msgs * size
 
 
@@ -279,15 +321,26 @@ def udp_echo(socks, per_conn, size, idle, deadline, messages):
     return done_msgs, done_msgs * size
 
 
-def connect_stream(args):
+def connect_stream(args, tls_context=None):
     if args.unix:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(args.unix)
     else:
         s = socket.create_connection(parse_addr(args.tcp), timeout=10)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls_context is not None:
+            # Handshake now, blocking (the server's loop is running): set-up, not timed.
+            s = tls_context.wrap_socket(s, server_hostname=TLS_HOSTNAME,
+                                        suppress_ragged_eofs=False)
         s.settimeout(None)
     return s
+
+
+def tls_client_context(cafile):
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=cafile)  # verifies the chain and the name
+    return ctx
 
 
 def cpu_times():
@@ -308,8 +361,9 @@ def client_main(args):
     try:
         per_conn = split(args.messages, args.conns)
         messages = build_messages(args.size, args.conns)
-        if args.mode == "stream":
-            socks = [connect_stream(args) for _ in range(args.conns)]
+        if args.mode in ("stream", "tls"):
+            ctx = tls_client_context(args.cafile) if args.mode == "tls" else None
+            socks = [connect_stream(args, ctx) for _ in range(args.conns)]
         else:
             host, port = parse_addr(args.tcp)
             for _ in range(args.conns):
@@ -323,9 +377,13 @@ def client_main(args):
         wait_for_go()
         usage0, wall0 = cpu_times(), time.perf_counter()
         try:
-            run = stream_echo if args.mode == "stream" else udp_echo
-            result["messages"], result["bytes"] = run(socks, per_conn, args.size, args.idle,
-                                                      args.deadline, messages)
+            if args.mode == "udp":
+                result["messages"], result["bytes"] = udp_echo(
+                    socks, per_conn, args.size, args.idle, args.deadline, messages)
+            else:
+                result["messages"], result["bytes"] = stream_echo(
+                    socks, per_conn, args.size, args.idle, args.deadline, messages,
+                    tls=args.mode == "tls")
             result["ok"] = True
         except Failed as exc:
             result["error"] = str(exc)
@@ -344,6 +402,88 @@ def client_main(args):
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
     return 0
+
+
+def raise_nofile(needed=0):
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit; return the new soft limit
+    (None where there is no resource module)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit still has the kernel's nr_open above it: ask for what is needed.
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, needed + 1024)
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def idle_main(args):
+    """Idle connections for the memory workload, opened and closed on command (stdin):
+
+    ``open K``  open K more connections (blocking connects); answer ``opened TOTAL``
+    ``check``   answer a JSON line: ok, open, error: every connection still open, none
+                readable (the server sent nothing and closed nothing)
+    ``close``   close them all; answer ``closed TOTAL`` and exit
+
+    The server's loop must run while connections are opened: the parent asks for a batch,
+    runs its loop until it has accepted the batch, then reads the answer, so the listen
+    backlog never overflows (a dropped SYN would cost a second).
+    """
+    raise_nofile(args.conns)
+    addr = parse_addr(args.tcp)
+    socks = []
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    try:
+        for line in sys.stdin:
+            cmd = line.split()
+            if cmd[:1] == ["open"] and len(cmd) == 2:
+                for _ in range(int(cmd[1])):
+                    s = socket.create_connection(addr, timeout=10)
+                    socks.append(s)
+                answer = f"opened {len(socks)}"
+            elif cmd == ["check"]:
+                answer = json.dumps(check_idle(socks))
+            elif cmd == ["close"]:
+                for s in socks:
+                    s.close()
+                answer = f"closed {len(socks)}"
+                socks = []
+            else:
+                answer = f"error: unknown command {line.strip()!r}"
+            sys.stdout.write(answer + "\n")
+            sys.stdout.flush()
+            if cmd == ["close"]:
+                break
+    finally:
+        for s in socks:
+            s.close()
+    return 0
+
+
+def check_idle(socks):
+    """Every connection must be open and silent: nothing to read, no EOF, no error."""
+    poller = Poller()
+    index = {}
+    for c, s in enumerate(socks):
+        index[s.fileno()] = c
+        poller.register(s.fileno(), poller.IN)
+    events = poller.poll(0)
+    poller.close()
+    if events:
+        fd, _ = events[0]
+        c = index[fd]
+        try:
+            socks[c].setblocking(False)
+            data = socks[c].recv(4096)
+            what = f"{len(data)} byte(s) from the server" if data else "EOF from the server"
+        except OSError as exc:
+            what = repr(exc)
+        return {"ok": False, "open": len(socks), "error": f"connection {c} of {len(socks)}: "
+                f"{what} (and {len(events) - 1} other connection(s) readable)"}
+    return {"ok": True, "open": len(socks), "error": None}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,14 +507,19 @@ def read_line(proc, timeout, what):
     return buf.decode()
 
 
+def exit_code(status):
+    if hasattr(os, "waitstatus_to_exitcode"):
+        return os.waitstatus_to_exitcode(status)
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
 def reap(proc, timeout):
     """Wait for proc (killing it after timeout); return its CPU seconds (user + system)."""
     end = time.monotonic() + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status) if hasattr(
-                os, "waitstatus_to_exitcode") else status
+            proc.returncode = exit_code(status)
             return usage.ru_utime + usage.ru_stime
         if time.monotonic() > end:
             proc.kill()
@@ -385,10 +530,12 @@ def reap(proc, timeout):
 class Client:
     """A ``loadgen.py`` client process: started in setup, released in run, collected after."""
 
-    def __init__(self, mode, size, conns, messages, tcp=None, unix=None, control=None,
-                 idle=IDLE_TIMEOUT):
+    def __init__(self, mode, size=0, conns=CONNS_DEFAULT, messages=0, tcp=None, unix=None,
+                 control=None, cafile=None, idle=IDLE_TIMEOUT):
         argv = [sys.executable, os.path.join(HERE, "loadgen.py"), mode, "--size", str(size),
                 "--conns", str(conns), "--messages", str(messages), "--idle", str(idle)]
+        if cafile:
+            argv += ["--cafile", cafile]
         if tcp:
             argv += ["--tcp", f"{tcp[0]}:{tcp[1]}"]
         if unix:
@@ -398,6 +545,7 @@ class Client:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         self.result = None
+        self.exit_cpu = None
 
     def wait_ready(self, timeout=30.0):
         line = read_line(self.proc, timeout, "load generator").strip()
@@ -408,6 +556,27 @@ class Client:
         self.proc.stdin.write(b"go\n")
         self.proc.stdin.flush()
 
+    def send(self, line):
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def command(self, line, timeout=30.0):
+        """Idle mode: send one command line, return the client's one-line answer."""
+        self.send(line)
+        return read_line(self.proc, timeout, f"load generator ({line})").strip()
+
+    def exited(self):
+        """None while the process runs, else why it stopped (its last line on stderr)."""
+        if self.proc.returncode is None:
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            if not pid:
+                return None
+            self.proc.returncode = exit_code(status)
+            self.exit_cpu = usage.ru_utime + usage.ru_stime
+        err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+        return (f"the load generator exited (status {self.proc.returncode})"
+                + (f": {err[-1]}" if err else ""))
+
     def finish(self, timeout=10.0):
         """The client's JSON result (once); ``result['process_cpu']`` is its whole CPU time."""
         if self.result is None:
@@ -416,7 +585,8 @@ class Client:
             except RuntimeError as exc:
                 line = json.dumps({"ok": False, "error": str(exc)})
             self.result = json.loads(line)
-            self.result["process_cpu"] = reap(self.proc, 5.0)
+            self.result["process_cpu"] = reap(self.proc, 5.0) \
+                if self.proc.returncode is None else self.exit_cpu
         return self.result
 
     def close(self):
@@ -569,70 +739,32 @@ def parse_wrk(text):
     return out
 
 
-def record(workload, n, extra):
-    """Append the client-side figures of one run to $UVCFFI_BENCH_EXTRA, when it is set.
-
-    The runner keeps only seconds and ops per sample; until it carries a workload's ``extra``
-    dict into its JSON (see benchmarks/README.md), this log is where the client CPU goes.
-    """
-    path = os.environ.get(LOG_ENV)
-    if not path:
-        return
-    argv = sys.argv
-    spec = argv[2] if len(argv) > 2 and argv[1] == "measure" else "?"
-    line = dict(extra, workload=workload, loop=spec, n=n, pid=os.getpid())
-    with open(path, "a") as f:
-        f.write(json.dumps(line, sort_keys=True) + "\n")
-
-
-def summary(path):
-    """Median client figures per workload and loop from a $UVCFFI_BENCH_EXTRA log (the timed
-    run of each worker process only, not its warm-up)."""
-    import statistics
-
-    last = {}
-    with open(path) as f:
-        for line in f:
-            d = json.loads(line)
-            key = (d["workload"], d["loop"], d["pid"])
-            if key not in last or d["n"] >= last[key]["n"]:
-                last[key] = d
-    groups = {}
-    for (wl, spec, _), d in last.items():
-        groups.setdefault((wl, spec), []).append(d)
-    for ds in groups.values():
-        for d in ds:
-            if d.get("server_cpu") is not None and d.get("server_seconds"):
-                d["server_util"] = d["server_cpu"] / d["server_seconds"]
-    cols = ("server_seconds", "client_cpu", "client_util", "server_cpu", "server_util")
-    print(f"{'workload':<16} {'loop':<40} {'runs':>4} " + " ".join(f"{c:>14}" for c in cols))
-    for (wl, spec), ds in groups.items():
-        med = {k: statistics.median(d[k] for d in ds if d.get(k) is not None)
-               for k in cols if any(d.get(k) is not None for d in ds)}
-        print(f"{wl:<16} {spec:<40} {len(ds):>4} "
-              + " ".join(f"{med[c]:>14.3f}" if c in med else f"{'-':>14}" for c in cols))
-    return 0
-
-
 def main(argv):
     import argparse
 
-    if argv[:1] == ["summary"] and len(argv) == 2:
-        return summary(argv[1])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("mode", choices=["stream", "udp"])
+    p.add_argument("mode", choices=["stream", "tls", "udp", "idle"])
     p.add_argument("--tcp", help="HOST:PORT of the echo server (TCP, or UDP in udp mode)")
     p.add_argument("--unix", help="path of a Unix stream socket (stream mode)")
     p.add_argument("--control", help="HOST:PORT of a TCP listener; udp mode closes its "
                                      "connection to it when done")
+    p.add_argument("--cafile", help="tls mode: the server's (self-signed) certificate")
     p.add_argument("--conns", type=int, default=10)
-    p.add_argument("--messages", type=int, required=True, help="in total, over all conns")
-    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--messages", type=int, default=0, help="in total, over all conns")
+    p.add_argument("--size", type=int, default=0)
     p.add_argument("--idle", type=float, default=IDLE_TIMEOUT)
     p.add_argument("--deadline", type=float, default=DEADLINE)
     args = p.parse_args(argv)
+    if args.mode == "idle":
+        if not args.tcp:
+            p.error("idle mode needs --tcp")
+        return idle_main(args)
+    if args.messages <= 0 or args.size <= 0:
+        p.error(f"{args.mode} mode needs --messages and --size")
     if args.mode == "stream" and not (args.tcp or args.unix):
         p.error("stream mode needs --tcp or --unix")
+    if args.mode == "tls" and not (args.tcp and args.cafile):
+        p.error("tls mode needs --tcp and --cafile")
     if args.mode == "udp" and not (args.tcp and args.control):
         p.error("udp mode needs --tcp and --control")
     if args.mode == "udp" and args.size > 8192:

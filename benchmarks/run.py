@@ -141,7 +141,31 @@ def ns(x):
     return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
 
 
-def summarize(samples):
+def median_of(samples, key):
+    """Median of key(sample) over the samples where it is not None (None if none has it)."""
+    vals = [v for v in (key(s) for s in samples) if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def cpu_summary(samples):
+    """Medians of the CPU figures: the server's (the worker process: getrusage around the
+    timed run) and, for network workloads, the load generator's utilisation."""
+    def per_op(field):
+        return lambda s: 1e6 * s[field] / s["ops"] if s.get(field) is not None else None
+
+    def extra(field):
+        return lambda s: (s.get("extra") or {}).get(field)
+
+    out = {"server_user_us_per_op": median_of(samples, per_op("cpu_user")),
+           "server_sys_us_per_op": median_of(samples, per_op("cpu_sys")),
+           "server_util": median_of(samples, lambda s: (s["cpu_user"] + s["cpu_sys"])
+                                    / s["seconds"] if s.get("cpu_user") is not None
+                                    and s["seconds"] > 0 else None),
+           "client_util": median_of(samples, extra("client_util"))}
+    return out
+
+
+def summarize(samples, metric=None):
     """Samples of one (workload, loop) -> dict with status and statistics."""
     bad = [s for s in samples if not s["ok"]]
     if bad:
@@ -149,11 +173,29 @@ def summarize(samples):
                 "error": bad[0]["error"]}
     if not samples:
         return {"status": "skipped"}
+    out = {"status": "ok", "runs": len(samples)}
+    out.update(cpu_summary(samples))
+    if metric is not None:
+        vals = [s["value"] for s in samples]
+        med = statistics.median(vals)
+        out.update({"value": med, "min_value": min(vals), "max_value": max(vals),
+                    "spread_pct": 100.0 * (max(vals) - min(vals)) / med if med else 0.0})
+        return out
     per_op = [1e9 * s["seconds"] / s["ops"] for s in samples]
     med = statistics.median(per_op)
-    return {"status": "ok", "runs": len(samples), "ns_per_op": med, "min_ns_per_op": min(per_op),
-            "max_ns_per_op": max(per_op), "ops_per_s": 1e9 / med,
-            "spread_pct": 100.0 * (max(per_op) - min(per_op)) / med}
+    out.update({"ns_per_op": med, "min_ns_per_op": min(per_op), "max_ns_per_op": max(per_op),
+                "ops_per_s": 1e9 / med,
+                "spread_pct": 100.0 * (max(per_op) - min(per_op)) / med})
+    return out
+
+
+def ratio(metric, base, s):
+    """How much better s is than base (> 1: better), for a time or a metric."""
+    if metric is None:
+        return base["ns_per_op"] / s["ns_per_op"]
+    if not base["value"] or not s["value"]:
+        return None
+    return base["value"] / s["value"] if metric.lower_is_better else s["value"] / base["value"]
 
 
 def format_table(rows, headers, right):
@@ -201,58 +243,110 @@ def report(meta, loops, results, wl_info, baselines):
         lines.append(f"  {name.ljust(width)}  {desc}  [{info['spec']}]")
     lines.append("")
 
-    headers = ["workload", "n", "loop", "ns/op", "min-max", "spread", "ops/s"]
-    headers += [f"x {b}" for b in baselines]
-    right = [False, True, False, True, True, True, True] + [True] * len(baselines)
-    rows = []
-    for wname, per_loop in results.items():
-        info = wl_info[wname]
-        first = True
-        if info.get("unavailable"):
-            rows.append([wname, "", "", None, f"skipped: {info['unavailable']}"])
-            continue
-        for lname in loops:
-            lead = [wname if first else "", str(info["n"]) if first else "", lname]
-            first = False
-            if not loops[lname]["ok"]:
-                rows.append(lead + [None, "unavailable"])
-                continue
-            s = per_loop[lname]
-            if s["status"] == "FAIL":
-                error = s["error"] if len(s["error"]) <= 160 else s["error"][:157] + "..."
-                rows.append(lead + [None, f"FAIL ({s['failed']}/{s['runs']} runs): {error}"])
-                continue
-            if s["status"] != "ok":
-                rows.append(lead + [None, s["status"]])
-                continue
-            row = lead + [ns(s["ns_per_op"]),
-                          f"{ns(s['min_ns_per_op'])}-{ns(s['max_ns_per_op'])}",
-                          f"{s['spread_pct']:.0f}%", si(s["ops_per_s"])]
-            for b in baselines:
-                r = s.get(f"x_{b}")
-                row.append(f"{r:.2f}" if r else "-")
-            rows.append(row)
-    lines.extend(format_table(rows, headers, right))
+    time_wls = [w for w in results if wl_info[w]["metric"] is None]
+    metric_wls = [w for w in results if wl_info[w]["metric"] is not None]
 
-    # Geometric mean of the ratios, over the workloads where both loops gave a number.
+    def value_cells(s, metric):
+        if metric is None:
+            return [ns(s["ns_per_op"]), f"{ns(s['min_ns_per_op'])}-{ns(s['max_ns_per_op'])}",
+                    f"{s['spread_pct']:.0f}%", si(s["ops_per_s"])]
+        return [ns(s["value"]), f"{ns(s['min_value'])}-{ns(s['max_value'])}",
+                f"{s['spread_pct']:.0f}%", metric.unit]
+
+    def table(wnames, headers, right, cells):
+        """One row per (workload, loop); cells(s, info) gives a good sample's columns."""
+        rows = []
+        for wname in wnames:
+            info = wl_info[wname]
+            per_loop = results[wname]
+            if info.get("unavailable"):
+                rows.append([wname, "", "", None, f"skipped: {info['unavailable']}"])
+                continue
+            first = True
+            for lname in loops:
+                lead = [wname if first else "", str(info["n"]) if first else "", lname]
+                first = False
+                if not loops[lname]["ok"]:
+                    rows.append(lead + [None, "unavailable"])
+                    continue
+                s = per_loop[lname]
+                if s["status"] == "FAIL":
+                    error = s["error"] if len(s["error"]) <= 160 else s["error"][:157] + "..."
+                    rows.append(lead + [None, f"FAIL ({s['failed']}/{s['runs']} runs): {error}"])
+                    continue
+                if s["status"] != "ok":
+                    rows.append(lead + [None, s["status"]])
+                    continue
+                rows.append(lead + cells(s, info))
+        return format_table(rows, headers, right) if rows else []
+
+    def ratio_cells(s):
+        return [f"{s[f'x_{b}']:.2f}" if s.get(f"x_{b}") else "-" for b in baselines]
+
+    xs = [f"x {b}" for b in baselines]
+    lines.extend(table(time_wls, ["workload", "n", "loop", "ns/op", "min-max", "spread",
+                                  "ops/s"] + xs,
+                       [False, True, False, True, True, True, True] + [True] * len(xs),
+                       lambda s, info: value_cells(s, None) + ratio_cells(s)))
+
+    # Geometric mean of the ratios, over the time workloads where both loops gave a number.
     for b in baselines:
         parts = []
         for lname in loops:
-            ratios = [per_loop[lname][f"x_{b}"] for per_loop in results.values()
-                      if per_loop.get(lname, {}).get(f"x_{b}")]
+            ratios = [results[w][lname][f"x_{b}"] for w in time_wls
+                      if results[w].get(lname, {}).get(f"x_{b}")]
             if ratios and lname != b:
                 gm = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
                 parts.append(f"{lname} {gm:.2f} ({len(ratios)} workloads)")
         if parts:
             lines.append(f"geometric mean x {b}: " + ", ".join(parts))
+
+    if metric_wls:
+        if time_wls:
+            lines.append("")
+        lines.extend(table(
+            metric_wls, ["workload", "n", "loop", "value", "min-max", "spread", "unit"] + xs,
+            [False, True, False, True, True, True, False] + [True] * len(xs),
+            lambda s, info: value_cells(s, info["metric"]) + ratio_cells(s)))
+
+    # Where the time went, for the workloads whose load comes from another process.
+    cpu_wls = [w for w in time_wls if any(
+        s.get("client_util") is not None for s in results[w].values())]
+    if cpu_wls:
+        def pct(x):
+            return f"{100 * x:.0f}%" if x is not None else "-"
+
+        def us(x):
+            return f"{x:.2f}" if x is not None else "-"
+
+        lines.append("")
+        lines.append("CPU of the network workloads (medians): load generator and server "
+                     "utilisation, server CPU per op")
+        lines.extend(table(
+            cpu_wls, ["workload", "n", "loop", "client", "server", "user us/op",
+                      "sys us/op", "user+sys"],
+            [False, True, False, True, True, True, True, True],
+            lambda s, info: [pct(s["client_util"]), pct(s["server_util"]),
+                             us(s["server_user_us_per_op"]), us(s["server_sys_us_per_op"]),
+                             us(s["server_user_us_per_op"] + s["server_sys_us_per_op"])
+                             if s["server_user_us_per_op"] is not None else "-"]))
     lines.append("")
-    lines.append("ns/op: median over the rounds (lower is better); min-max and spread "
-                 "((max-min)/median) show the noise.")
-    if baselines:
-        lines.append("x NAME: NAME's median ns/op divided by this loop's, from this run "
-                     "(> 1 means faster than NAME).")
+    if time_wls:
+        lines.append("ns/op: median over the rounds (lower is better); min-max and spread "
+                     "((max-min)/median) show the noise.")
+        if baselines:
+            lines.append("x NAME: NAME's median ns/op divided by this loop's, from this run "
+                         "(> 1 means faster than NAME).")
     lines.append("FAIL: the loop gave a wrong result (dropped callback, bad order, crash, hang) "
                  "in at least one run.")
+    if metric_wls:
+        lines.append("value: a workload's own metric (see its unit), median over the rounds; "
+                     "x NAME > 1 means better than NAME.")
+    if cpu_wls:
+        lines.append("client, server: CPU time / wall time of the loaded phase (100% = a whole "
+                     "core); us/op: the server's")
+        lines.append("user and system CPU per op (getrusage); see benchmarks/README.md, "
+                     "'Reading the CPU table'.")
     return "\n".join(lines)
 
 
@@ -315,16 +409,20 @@ def main(argv=None):
         for name, cls in reg.items():
             why = cls.unavailable()
             extra = f"  [unavailable here: {why}]" if why else ""
-            print(f"{name.ljust(width)}  quick {cls.quick:>7}  full {cls.full:>7}  "
-                  f"{cls.unit}s: {cls.doc}{extra}")
+            quick = f"({cls.quick})" if cls.full_only else cls.quick
+            what = f"{cls.metric.name} ({cls.metric.unit})" if cls.metric else f"{cls.unit}s"
+            print(f"{name.ljust(width)}  quick {quick:>7}  full {cls.full:>7}  "
+                  f"{what}: {cls.doc}{extra}")
         return 0
 
     selected = list(reg)
+    named = set()
     if args.only:
         selected = [n.strip() for item in args.only for n in item.split(",") if n.strip()]
         unknown = [n for n in selected if n not in reg]
         if unknown:
             p.error(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(reg)}")
+        named = set(selected)
 
     loop_specs, default_set = parse_loops(p, args.loop)
     loops = {}
@@ -342,8 +440,15 @@ def main(argv=None):
     for wname in selected:
         cls = reg[wname]
         n = max(1, int(round((cls.quick if args.quick else cls.full) * args.scale)))
-        wl_info[wname] = {"n": n, "warmup_n": int(n * args.warmup), "unit": cls.unit,
-                          "doc": cls.doc, "unavailable": cls.unavailable()}
+        if args.quick and cls.full_only and wname not in named:
+            why = "full run only (name it with --only to run it with --quick)"
+        else:
+            why = cls.unavailable_at(n)
+        warmup = args.warmup if cls.warmup_fraction is None else min(args.warmup,
+                                                                      cls.warmup_fraction)
+        wl_info[wname] = {"n": n, "warmup_n": int(n * warmup), "unit": cls.unit,
+                          "doc": cls.doc, "unavailable": why, "full_only": cls.full_only,
+                          "metric": cls.metric}
 
     machine = machine_info()  # before the run: its date and load average
     samples = {w: {n: [] for n in loops} for w in selected}
@@ -377,14 +482,16 @@ def main(argv=None):
                 if res["ok"]:
                     slowest[wname] = max(slowest.get(wname, 0.0), wall)
                     res["ns_per_op"] = 1e9 * res["seconds"] / res["ops"]
-                    progress.append(f"{lname} {ns(res['ns_per_op'])}")
+                    shown = res["value"] if info["metric"] else res["ns_per_op"]
+                    progress.append(f"{lname} {ns(shown)}")
                 else:
                     progress.append(f"{lname} FAIL")
                     if res.get("timeout"):
                         hung.add((wname, lname))  # do not wait for it again
                 samples[wname][lname].append(res)
+            unit = info["metric"].unit if info["metric"] else "ns/op"
             print(f"[round {rnd + 1}/{args.rounds}, {time.perf_counter() - started:5.1f} s] "
-                  f"{wname}: " + ", ".join(progress) + " ns/op", file=sys.stderr, flush=True)
+                  f"{wname}: " + ", ".join(progress) + f" {unit}", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - started
     load_at_end = machine_info()["load_average_at_start"]
 
@@ -392,13 +499,13 @@ def main(argv=None):
     for wname in selected:
         per_loop = {}
         for lname in loops:
-            per_loop[lname] = summarize(samples[wname][lname]) if loops[lname]["ok"] else {
-                "status": "unavailable"}
+            per_loop[lname] = summarize(samples[wname][lname], wl_info[wname]["metric"]) \
+                if loops[lname]["ok"] else {"status": "unavailable"}
         for b in baselines:
             base = per_loop[b]
             for s in per_loop.values():
                 if s["status"] == "ok" and base["status"] == "ok":
-                    s[f"x_{b}"] = base["ns_per_op"] / s["ns_per_op"]
+                    s[f"x_{b}"] = ratio(wl_info[wname]["metric"], base, s)
         results[wname] = per_loop
 
     meta = {"mode": "quick" if args.quick else "full", "rounds": args.rounds,
@@ -409,7 +516,9 @@ def main(argv=None):
     print(f"(ran {elapsed:.1f} s)")
     if args.json:
         doc = {"meta": meta, "loops": loops, "workloads": {
-            w: dict(wl_info[w], results=results[w], samples=samples[w]) for w in selected}}
+            w: dict(wl_info[w], results=results[w], samples=samples[w],
+                    metric=wl_info[w]["metric"]._asdict() if wl_info[w]["metric"] else None)
+            for w in selected}}
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True)
             f.write("\n")

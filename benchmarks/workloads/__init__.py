@@ -12,6 +12,12 @@ on a fresh loop, for a warm-up run and then for the timed run::
 
 ``run`` may already raise ``WrongResult`` (cheap checks); expensive checks, or checks that need
 the loop to run on for a while (e.g. "no cancelled timer fires later"), belong in ``verify``.
+The worker also records the process's user and system CPU time (getrusage) around ``run``.
+
+Two class attributes change how the runner treats a workload: ``full_only`` keeps it out of
+``run.py --quick`` unless it is named with ``--only``, and ``metric`` (a ``Metric``) makes
+its result a value the workload measures itself (``self.value``, e.g. bytes of memory per
+connection) instead of the time per op.
 
 To add workloads (TCP echo, streams, UDP, HTTP with wrk, ...), add a module to this package
 that defines ``@register``-ed classes; every module here is imported by ``load()``.  A
@@ -19,6 +25,7 @@ workload that needs something the machine may lack (a ``wrk`` binary, IPv6, ...)
 ``unavailable()`` and is then reported as skipped instead of failing.
 """
 
+import collections
 import importlib
 import pkgutil
 
@@ -27,6 +34,11 @@ REGISTRY = {}
 
 class WrongResult(Exception):
     """The loop ran the workload but the result is wrong (a dropped callback, bad order...)."""
+
+
+#: What a workload reports when it is not a time: ``name`` for the table ("RSS per
+#: connection"), ``unit`` ("bytes"), and whether lower values are better.
+Metric = collections.namedtuple("Metric", "name unit lower_is_better")
 
 
 class Workload:
@@ -39,13 +51,31 @@ class Workload:
     #: Sizes (the ``n`` passed to run) for --quick and for the full run.
     quick = 0
     full = 0
+    #: Full run only: ``--quick`` leaves it out (shown as skipped) unless named with --only.
+    full_only = False
+    #: None: the result is the time per op (ns/op), from perf_counter around ``run``.  A
+    #: ``Metric``: ``run`` (or ``verify``) sets ``self.value`` and the runner reports that
+    #: instead (the time is still recorded in the JSON).
+    metric = None
+    #: Cap on the in-process warm-up (a fraction of n; None: the runner's --warmup).
+    warmup_fraction = None
     #: Set by the worker: the callable that made ``loop``, for workloads that need new loops.
     loop_factory = None
+    #: A workload may put its own figures here (a JSON-able dict), e.g. the network
+    #: workloads' client CPU; the runner keeps it with the sample and summarises
+    #: ``client_util``.
+    extra = None
 
     @classmethod
     def unavailable(cls):
         """Return None when the workload can run here, else a short reason."""
         return None
+
+    @classmethod
+    def unavailable_at(cls, n):
+        """Like ``unavailable``, knowing the size ``n`` of this run (e.g. a descriptor
+        limit); the runner calls this one."""
+        return cls.unavailable()
 
     def setup(self, loop, n):
         pass

@@ -1,29 +1,10 @@
 """Shared parts of the network workloads (net.py, http.py): not a workload module itself."""
 
-import os
-import sys
-
 from . import Workload, WrongResult
 
 #: Concurrent connections (or UDP sockets) of every load generator: enough that the server,
 #: not one connection's round trip, sets the pace.
 CONNS = 10
-
-
-def full_run_only():
-    """Why a heavy workload sits out ``run.py --quick`` (None when it should run).
-
-    The runner runs every registered workload in both modes; keeping a workload out of the
-    quick run needs a runner feature that does not exist yet (see benchmarks/README.md), so
-    this reads the runner's own command line: ``--quick`` without ``--only`` skips the
-    workload; naming it with ``--only`` runs it in quick mode too.
-    """
-    if os.path.basename(sys.argv[0] or "") != "run.py":
-        return None
-    args = sys.argv[1:]
-    if "--quick" in args and not any(a == "--only" or a.startswith("--only=") for a in args):
-        return "full run only (name it with --only to run it with --quick)"
-    return None
 
 
 class Counter:
@@ -55,16 +36,24 @@ class Counter:
         self.errors.append(what)
 
 
-def run_until(loop, fut, timeout, what, progress=None, idle=3.0):
+def run_until(loop, fut, timeout, what, progress=None, idle=3.0, alive=None):
     """Run the loop until fut is done, at most timeout seconds; with progress (a callable
     returning a number that grows while things go well), also fail when it stands still for
-    idle seconds.  Loop timers: a hung loop is left to the runner's own timeout."""
+    idle seconds; with alive (a callable returning None, or why the other side is gone, e.g.
+    ``Client.exited``), fail as soon as it gives a reason.  Loop timers: a hung loop is left
+    to the runner's own timeout."""
     start = loop.time()
     last = [progress() if progress else None, start]
+    every = 0.5 if progress else 0.1 if alive else timeout
 
     def check_on():
         if fut.done():
             return
+        if alive is not None:
+            why = alive()
+            if why:
+                fut.set_exception(WrongResult(f"{what}: {why}"))
+                return
         now = loop.time()
         if progress is not None:
             value = progress()
@@ -77,9 +66,9 @@ def run_until(loop, fut, timeout, what, progress=None, idle=3.0):
         if now - start >= timeout - 0.05:
             fut.set_exception(WrongResult(f"{what}: not done after {timeout:.0f} s"))
             return
-        handles[0] = loop.call_later(0.5 if progress else timeout, check_on)
+        handles[0] = loop.call_later(min(every, max(0.0, start + timeout - now)), check_on)
 
-    handles = [loop.call_later(0.5 if progress else timeout, check_on)]
+    handles = [loop.call_later(every, check_on)]
     try:
         return loop.run_until_complete(fut)
     finally:

@@ -122,7 +122,6 @@ class HttpWrk(NetWorkload):
                       "server_seconds": self.seconds, "server_cpu": self.cpu,
                       "server_util": self.cpu / self.seconds,
                       "wrk_requests": stats["requests"]}
-        loadgen.record(self.name, self.n, self.extra)
         if stats["requests"] is None:
             tail = " | ".join(out.strip().splitlines()[-3:])
             raise WrongResult(f"no request count in wrk's output: {tail or '(nothing)'}")

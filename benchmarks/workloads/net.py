@@ -12,13 +12,15 @@ A wrong, missing or extra byte, an early EOF or a stall of 3 s fails the run.
 
 import asyncio
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
 import time
 
 from .. import loadgen
 from . import WrongResult, check, register
-from ._netbase import CONNS, Counter, NetWorkload, full_run_only, run_until
+from ._netbase import CONNS, Counter, NetWorkload, run_until
 
 KIB = 1024
 SETUP_TIMEOUT = 30.0
@@ -87,14 +89,14 @@ class StreamEcho(NetWorkload):
     unit = "message"
     size = KIB
     family = "tcp"  # or "unix"
-    heavy = False   # full run only (see _netbase.full_run_only)
+    mode = "stream"  # loadgen.py's mode
     api = ""
 
     @classmethod
     def unavailable(cls):
         if cls.family == "unix" and not hasattr(socket, "AF_UNIX"):
             return "no Unix sockets here"
-        return full_run_only() if cls.heavy else None
+        return None
 
     # -- the server, per API ------------------------------------------------------------------
 
@@ -114,7 +116,7 @@ class StreamEcho(NetWorkload):
         self.n = n
         self.counter = Counter(loop, CONNS)
         where = self.start_server(loop)
-        self.client = loadgen.Client("stream", self.size, CONNS, n, **where)
+        self.client = loadgen.Client(self.mode, self.size, CONNS, n, **where)
         self.client.wait_ready(SETUP_TIMEOUT)
         run_until(loop, self.counter.all_open, SETUP_TIMEOUT, "accepting the connections")
 
@@ -145,7 +147,6 @@ def check_client(w, res):
                "server_cpu": getattr(w, "cpu", None)}
     if w.extra["server_cpu"] is not None and w.extra["server_seconds"]:
         w.extra["server_util"] = w.extra["server_cpu"] / w.extra["server_seconds"]
-    loadgen.record(w.name, w.n, w.extra)
     if not res.get("ok"):
         raise WrongResult(f"client: {res.get('error')}")
 
@@ -253,23 +254,87 @@ class SockEcho(StreamEcho):
                 self.lsock.close()
 
 
-def echo(cls, name, size, quick, full, family="tcp", heavy=False):
+def make_cert(folder):
+    """A throwaway self-signed certificate for 127.0.0.1 / localhost: (cert, key) paths.
+
+    An EC P-256 key: made in milliseconds, and only the handshake (not timed) depends on it.
+    """
+    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    proc = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+         "-subj", f"/CN={loadgen.TLS_HOSTNAME}",
+         "-addext", f"subjectAltName=DNS:{loadgen.TLS_HOSTNAME},IP:127.0.0.1"],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    if proc.returncode:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise RuntimeError("openssl could not make a certificate"
+                           + (f": {err[-1]}" if err else ""))
+    return cert, key
+
+
+class TlsEcho(ProtocolEcho):
+    """create_server(ssl=...) + the echo Protocol; the client speaks TLS with the stdlib's
+    ssl module over its non-blocking sockets (loadgen.py tls)."""
+
+    api = "a Protocol over TLS (create_server(ssl=...); data_received -> transport.write)"
+    mode = "tls"
+
+    @classmethod
+    def unavailable(cls):
+        try:
+            import ssl  # noqa: F401
+        except ImportError:
+            return "no ssl module"
+        if shutil.which("openssl") is None:
+            return "openssl not found on PATH (it makes the throwaway certificate)"
+        return None
+
+    def start_server(self, loop):
+        import ssl
+
+        self.tmpdir = tempfile.TemporaryDirectory(prefix="uvcffi-bench-")
+        cert, key = make_cert(self.tmpdir.name)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        factory = lambda: EchoProtocol(self.counter)  # noqa: E731
+        self.server = loop.run_until_complete(
+            loop.create_server(factory, "127.0.0.1", 0, ssl=ctx))
+        return {"tcp": self.server.sockets[0].getsockname()[:2], "cafile": cert}
+
+    def setup(self, loop, n):
+        # The client's handshakes need the server's loop running, and a TLS server calls
+        # connection_made only once its handshake is done: run the loop until all are open,
+        # then the client (which says "ready" after its handshakes) is ready too.
+        self.n = n
+        self.counter = Counter(loop, CONNS)
+        where = self.start_server(loop)
+        self.client = loadgen.Client(self.mode, self.size, CONNS, n, **where)
+        run_until(loop, self.counter.all_open, SETUP_TIMEOUT, "the TLS handshakes",
+                  alive=self.client.exited)
+        self.client.wait_ready(SETUP_TIMEOUT)
+
+
+def echo(cls, name, size, quick, full, family="tcp", full_only=False):
     doc = (f"{size // KIB} KiB messages echoed by {cls.api}, {CONNS} "
            f"{'Unix' if family == 'unix' else 'loopback TCP'} connections in ping-pong"
-           + ("; full run only" if heavy else ""))
+           + ("; full run only" if full_only else ""))
     attrs = {"name": name, "doc": doc, "size": size, "quick": quick, "full": full,
-             "family": family, "heavy": heavy}
+             "family": family, "full_only": full_only}
     return register(type(cls.__name__ + f"_{name}", (cls,), attrs))
 
 
 # Sizes: --quick keeps each sample well under a second of timed work on a busy 2-core machine
 # (each sample also pays for two client processes, the warm-up's and the timed run's); the 10
-# and 100 KiB variants sit out --quick so that it stays within about 3 minutes.
+# and 100 KiB variants sit out --quick so that it stays within about 3 minutes.  A TLS message
+# costs several times a plain one (and a sample pays for 20 handshakes): half the count.
 for _cls, _api in ((ProtocolEcho, "proto"), (StreamsEcho, "stream"), (SockEcho, "sock")):
     echo(_cls, f"tcp_{_api}_1k", 1 * KIB, 20_000, 50_000)
-    echo(_cls, f"tcp_{_api}_10k", 10 * KIB, 5_000, 20_000, heavy=True)
-    echo(_cls, f"tcp_{_api}_100k", 100 * KIB, 1_000, 3_000, heavy=True)
+    echo(_cls, f"tcp_{_api}_10k", 10 * KIB, 5_000, 20_000, full_only=True)
+    echo(_cls, f"tcp_{_api}_100k", 100 * KIB, 1_000, 3_000, full_only=True)
 echo(ProtocolEcho, "unix_proto_1k", 1 * KIB, 20_000, 50_000, family="unix")
+echo(TlsEcho, "tls_proto_1k", 1 * KIB, 5_000, 30_000)
+echo(TlsEcho, "tls_proto_64k", 64 * KIB, 1_000, 3_000, full_only=True)
 
 
 @register
