@@ -363,7 +363,8 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, default=None,
                    help="samples per workload and loop (default 5, 3 with --quick)")
     p.add_argument("--quick", action="store_true",
-                   help="3 rounds and smaller sizes: a sanity run of about a minute")
+                   help="3 rounds, smaller sizes, no full-run-only workloads: a sanity run of "
+                        "about 3 minutes")
     p.add_argument("--only", action="append", default=[], metavar="NAMES",
                    help="comma-separated workloads to run, repeatable")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
