@@ -1,0 +1,1 @@
+"""pytest-benchmark micro-benchmarks of uvcffi's hot paths; see README.md here."""
