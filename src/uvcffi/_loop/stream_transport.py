@@ -24,13 +24,17 @@ once, and only after it has returned is the libuv handle closed.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
+import functools
 import logging
 import os
 import socket
+import sys
 import warnings
 from asyncio import trsock
 from asyncio.constants import _SendfileMode
+from asyncio.format_helpers import _format_callback_source
 from typing import Any
 
 from .._errors import exception_for
@@ -43,11 +47,43 @@ logger = logging.getLogger("asyncio")
 # After this many writes to a lost connection, warn (as asyncio does).
 LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 _ECANCELED = -errno.ECANCELED
+# Python 3.13's Handle._run formats its callback with the loop's debug flag.
+_FORMAT_TAKES_DEBUG = sys.version_info >= (3, 13)
 
 
 def _set_result_unless_cancelled(fut: Any, result: Any) -> None:
     if not fut.cancelled():
         fut.set_result(result)
+
+
+class ReadyCall:
+    """A transport's delivery callback as a ready-queue item without a Handle (see
+    ``LoopCore._accepts_ready_items``), used while the loop is not in debug mode.
+
+    Running it is one C-level call, ``context.run(callback)``, with no Python frame of its
+    own, so ``callback`` must catch and report its own exceptions (see
+    :func:`report_as_handle`).  The transports capture the context when they are made, as
+    asyncio's reader callbacks do."""
+
+    __slots__ = ("_run",)
+    _cancelled = False
+
+    def __init__(self, callback: Any, context: contextvars.Context) -> None:
+        self._run = functools.partial(context.run, callback)
+
+
+def report_as_handle(handle: Handle, exc: BaseException) -> None:
+    """Report ``exc``, escaped from ``handle``'s callback, exactly as ``Handle._run`` does."""
+    if _FORMAT_TAKES_DEBUG:
+        callback = _format_callback_source(handle._callback, handle._args,
+                                           debug=handle._loop.get_debug())
+    else:
+        callback = _format_callback_source(handle._callback, handle._args)
+    context = {"message": f"Exception in callback {callback}", "exception": exc,
+               "handle": handle}
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    handle._loop.call_exception_handler(context)
 
 
 class UVStreamTransport(FlowControl, asyncio.Transport):
@@ -90,7 +126,15 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
         self._read_done = False
         self._incoming: list[Any] = []
         self._delivery_queued = False
-        self._deliver_handle = Handle(self._deliver, (), loop, None)
+        # Deliveries run in a copy of the context current now, as asyncio's reader
+        # callback does.  The Handle serves debug mode (and names the callback in error
+        # reports); otherwise the handle-free ReadyCall goes into the ready queue.
+        context = contextvars.copy_context()
+        self._deliver_handle = Handle(self._deliver, (), loop, context)
+        self._delivery: Any = (
+            ReadyCall(self._deliver, context)
+            if getattr(loop, "_accepts_ready_items", False) else self._deliver_handle
+        )
         self._low_water = 0
         self._high_water = 0
         self._sendfile_running = False
@@ -201,32 +245,55 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
 
     def _on_read(self, data: bytes | None, exc: BaseException | None) -> None:
         """Called while a batch is dispatched: queue, don't deliver."""
-        self._incoming.append(data if data is not None else exc)
-        if exc is not None:
+        if exc is None:
+            self._incoming.append(data)
+        else:
+            self._incoming.append(exc)
             # End of stream or an error: libuv will not read from it again, and
             # resume_reading() must not restart it (that would report EOF twice).
             self._read_done = True
             self._stream.read_stop()
         if not self._delivery_queued and not self._read_paused:
-            self._queue_delivery()
+            # _queue_delivery, inlined (once per chunk read).
+            self._delivery_queued = True
+            loop = self._loop
+            loop._ready.append(self._deliver_handle if loop._debug else self._delivery)
 
     def _queue_delivery(self) -> None:
         self._delivery_queued = True
-        self._loop._ready.append(self._deliver_handle)
+        loop = self._loop
+        loop._ready.append(self._deliver_handle if loop._debug else self._delivery)
 
     def _deliver(self) -> None:
         self._delivery_queued = False
         incoming = self._incoming
-        # After close() nothing more is delivered, EOF included: asyncio stops reading.
-        while incoming and not self._read_paused and not self._closing:
-            item = incoming.pop(0)
-            if isinstance(item, bytes):
-                self._data_received(item)
-            elif isinstance(item, EOFError):
-                self._on_eof()
-            else:
-                self._fatal_error(item, "Fatal read error on socket transport")
-
+        try:
+            # After close() nothing more is delivered, EOF included: asyncio stops reading.
+            while incoming and not self._read_paused and not self._closing:
+                item = incoming.pop(0)
+                if type(item) is bytes:
+                    if self._buffered:
+                        self._data_received(item)
+                        continue
+                    # _data_received for a plain Protocol, inlined: the common case.
+                    try:
+                        self._protocol.data_received(item)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self._fatal_error(
+                            exc, "Fatal error: protocol.data_received() call failed."
+                        )
+                elif isinstance(item, EOFError):
+                    self._on_eof()
+                else:
+                    self._fatal_error(item, "Fatal read error on socket transport")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            # Only a failure of the transport's own error handling gets here; the
+            # ReadyCall has no Handle._run to report it.
+            report_as_handle(self._deliver_handle, exc)
     def _data_received(self, data: bytes) -> None:
         protocol = self._protocol
         try:
@@ -279,7 +346,27 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
             raise RuntimeError("unable to write; sendfile is in progress")
         if not data:
             return
-        self._write(data)
+        # _write, inlined for the common case of an open connection.
+        if self._conn_lost:
+            self._write(data)
+            return
+        if type(data) is not bytes:
+            data = bytes(data)  # a bytearray or memoryview may change after we return
+        stream = self._stream
+        try:
+            if not stream.send(data):
+                return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if stream.closed:
+                # send() refused a closed handle before writing anything: a write to a
+                # lost connection, which _write counts and drops.
+                self._write(data)
+                return
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return
+        self._maybe_pause_protocol()
 
     def _write(self, data: Any) -> None:
         if self._conn_lost or self._stream.closed:
@@ -291,10 +378,8 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
         if not isinstance(data, bytes):
             data = bytes(data)  # a bytearray or memoryview may change after we return
         try:
-            n = stream.try_write(data)
-            if n == len(data):
+            if not stream.send(data):
                 return
-            stream.write(data[n:] if n else data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

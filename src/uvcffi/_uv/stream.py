@@ -26,6 +26,7 @@ from .loop import EV_CONNECT, EV_CONNECTION, EV_READ, EV_SHUTDOWN, EV_WRITE, UVL
 _UV_EOF: int = lib.UV_EOF
 
 try_write = lib.uvc_try_write
+_write = lib.uvc_write
 
 
 class UVStream(UVHandle):
@@ -61,10 +62,17 @@ class UVStream(UVHandle):
     def _on_event(self, kind: int, a: int, b: int) -> None:
         if kind == EV_READ:
             if a > 0:
-                if b == -2:
-                    self.on_read_into(a)  # type: ignore[misc]
+                if b >= 0:
+                    # UVLoop.arena_bytes, inlined: this runs once per chunk read, and the
+                    # arena view exists from the loop's first read on.
+                    arena = self._uvloop._arena
+                    if arena is None:
+                        data = self._uvloop.arena_bytes(b, a)
+                    else:
+                        data = arena[b : b + a]
+                    self.on_read(data, None)  # type: ignore[misc]
                 else:
-                    self.on_read(self._uvloop.arena_bytes(b, a), None)  # type: ignore[misc]
+                    self.on_read_into(a)  # type: ignore[misc]
             else:
                 exc = EOFError() if a == _UV_EOF else exception_for(a)
                 self.on_read(None, exc)  # type: ignore[misc]
@@ -98,6 +106,25 @@ class UVStream(UVHandle):
     def try_write(self, data: bytes) -> int:
         """Write what can be written now; return the count (0 if it would block)."""
         return check(try_write(self._ensure_alive(), data, len(data)))
+
+    def send(self, data: bytes) -> bool:
+        """Write ``data`` now as far as the kernel takes it and queue a copy of the rest
+        (``on_write`` reports it); return whether anything was queued.
+
+        :meth:`try_write` and :meth:`write` in one call, for the transports' write path."""
+        ptr = self._ptr
+        if ptr is None:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        size = len(data)
+        n = try_write(ptr, data, size)
+        if n == size:
+            return False
+        if n < 0:
+            raise exception_for(n)
+        rc = _write(ptr, self._id, data[n:] if n else data, size - n)
+        if rc < 0:
+            raise exception_for(rc)
+        return True
 
     def write(self, data: bytes) -> None:
         """Queue a copy of ``data``; ``on_write`` is called when it has been written."""
