@@ -67,6 +67,7 @@ from .._uv.udp import UVUDP, make_sockaddr
 from .core import LoopCore
 from .flowcontrol import FlowControl
 from .handles import Handle
+from .stream_transport import ReadyCall, report_as_handle
 
 logger = logging.getLogger("asyncio")
 
@@ -169,7 +170,15 @@ class _DatagramTransport(FlowControl, asyncio.DatagramTransport):
         # Received datagrams (data, addr) and errors (None, exc) not delivered yet.
         self._incoming: collections.deque[tuple[Any, Any]] = collections.deque()
         self._delivery_queued = False
-        self._deliver_handle = Handle(self._deliver, (), loop, contextvars.copy_context())
+        # Deliveries run in a copy of the context current now, as asyncio's reader
+        # callback does: through the Handle in debug mode, else through the handle-free
+        # ReadyCall (see stream_transport.py).
+        context = contextvars.copy_context()
+        self._deliver_handle = Handle(self._deliver, (), loop, context)
+        self._delivery: Any = (
+            ReadyCall(self._deliver, context)
+            if getattr(loop, "_accepts_ready_items", False) else self._deliver_handle
+        )
 
     def _announce(self, waiter: Any) -> None:
         loop = self._loop
@@ -208,8 +217,12 @@ class _DatagramTransport(FlowControl, asyncio.DatagramTransport):
             return
         self._incoming.append(item)
         if not self._delivery_queued:
-            self._delivery_queued = True
-            self._loop._ready.append(self._deliver_handle)
+            self._queue_delivery()
+
+    def _queue_delivery(self) -> None:
+        self._delivery_queued = True
+        loop = self._loop
+        loop._ready.append(self._deliver_handle if loop._debug else self._delivery)
 
     def _deliver(self) -> None:
         self._delivery_queued = False
@@ -225,13 +238,20 @@ class _DatagramTransport(FlowControl, asyncio.DatagramTransport):
                     self._protocol.error_received(addr)
                 else:
                     self._protocol.datagram_received(data, addr)
-            except BaseException:
-                # Reported by Handle._run like any callback's exception; the rest of the
-                # batch is delivered next iteration, in order.
-                if incoming and not self._delivery_queued:
-                    self._delivery_queued = True
-                    self._loop._ready.append(self._deliver_handle)
+            except (SystemExit, KeyboardInterrupt):
+                self._requeue_rest()
                 raise
+            except BaseException as exc:
+                # Reported as an exception of the delivery callback, as asyncio reports
+                # one escaping its reader callback; the rest of the batch is delivered
+                # next iteration, in order.
+                self._requeue_rest()
+                report_as_handle(self._deliver_handle, exc)
+                return
+
+    def _requeue_rest(self) -> None:
+        if self._incoming and not self._delivery_queued:
+            self._queue_delivery()
 
     # -- sending -------------------------------------------------------------------------
 
@@ -381,7 +401,45 @@ class _UDPTransport(_DatagramTransport):
     # -- events, during dispatch: no user code -------------------------------------------
 
     def _on_recv(self, data: bytes | None, addr: Any, exc: BaseException | None) -> None:
-        self._received((data, addr) if exc is None else (None, exc))
+        # _received, inlined: this runs once per datagram.
+        if self._closing:
+            return
+        self._incoming.append((data, addr) if exc is None else (None, exc))
+        if not self._delivery_queued:
+            self._delivery_queued = True
+            loop = self._loop
+            loop._ready.append(self._deliver_handle if loop._debug else self._delivery)
+
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        # The common case first: bytes to an address sent to before (or on a connected
+        # socket), nothing queued, the connection up.  Everything else, and every error,
+        # takes the general path, which checks and reports in asyncio's order.
+        if (type(data) is bytes and not self._address and not self._conn_lost
+                and not self._sizes):
+            if self._connected:
+                sa = None
+            else:
+                try:
+                    sa = self._destinations[addr]
+                except (KeyError, TypeError):
+                    sa = _UNSET
+            if sa is not _UNSET:
+                try:
+                    if self._udp.try_send(data, sa):
+                        return
+                    self._enqueue(data, addr)
+                except OSError as exc:
+                    self._protocol.error_received(exc)
+                    return
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(exc, "Fatal write error on datagram transport")
+                    return
+                self._buffer_size += len(data) + _HEADER_SIZE
+                self._maybe_pause_protocol()
+                return
+        super().sendto(data, addr)
 
     def _on_send(self, exc: BaseException | None) -> None:
         sizes = self._sizes

@@ -12,7 +12,7 @@ datagrams are delivered as ``b""``.  Sender addresses are decoded once per disti
 Sending: :meth:`try_send` sends now from the caller's buffer, without a copy, and says
 whether it could; :meth:`send` queues a copy, completed in order by UDP_SEND events as
 ``on_send(None)`` or ``on_send(exc)``.  A connected handle sends with no address; an
-unconnected one needs an address made by :func:`make_sockaddr`.
+unconnected one needs an address made by this module's :func:`make_sockaddr`.
 
 Sends carry the handle's own id: libuv completes every queued send (with UV_ECANCELED if
 the handle is closed first) before the close callback, and the id is only released on
@@ -33,7 +33,7 @@ from .._ffi import ffi, lib
 from .dns import _HOSTLEN, _sockaddr_tuple
 from .handle import UVHandle
 from .loop import EV_UDP_RECV, EV_UDP_SEND, UVLoop
-from .tcp import make_sockaddr
+from .tcp import make_sockaddr as _make_storage
 
 __all__ = ["IPV6ONLY", "REUSEADDR", "REUSEPORT", "UVUDP", "make_sockaddr"]
 
@@ -48,10 +48,20 @@ _send = lib.uvc_udp_send
 _from_buffer = ffi.from_buffer
 _cast = ffi.cast
 _MAX_CACHED_ADDRESSES = 256
+_SOCKADDR = ffi.typeof("struct sockaddr*")
+
+
+def make_sockaddr(family: int, address: tuple[Any, ...]) -> Any:
+    """A numeric (host, port[, flowinfo, scope_id]) as the ``struct sockaddr*`` that
+    :meth:`UVUDP.try_send`, :meth:`UVUDP.send`, ``bind`` and ``connect`` take.
+
+    The pointer keeps its storage alive (through the buffer it was made from), so an
+    address kept by the caller costs no conversion per send."""
+    return _from_buffer(_SOCKADDR, ffi.buffer(_make_storage(family, address)))
 
 
 def _as_sockaddr(addr: Any) -> Any:
-    return _NULL if addr is None else _cast("struct sockaddr*", addr)
+    return _NULL if addr is None else addr
 
 
 class UVUDP(UVHandle):
@@ -97,11 +107,18 @@ class UVUDP(UVHandle):
                 return
             offset = b & 0xFFFFFFFF
             addrlen = b >> 32
+            # UVLoop.arena_bytes, inlined: this runs once per datagram, and the arena
+            # view exists from the loop's first read on (which produced this event).
             uvloop = self._uvloop
-            data = uvloop.arena_bytes(offset, a)
+            arena = uvloop._arena
+            if arena is None:  # the loop's first read: arena_bytes makes the view
+                data = uvloop.arena_bytes(offset, a)
+                arena = uvloop._arena
+            else:
+                data = arena[offset : offset + a]
             if addrlen:
                 at = offset + ((a + 7) & ~7)
-                raw = uvloop.arena_bytes(at, addrlen)
+                raw = arena[at : at + addrlen]
                 addr = self._addresses.get(raw)
                 if addr is None:
                     addr = self._decode(at, raw)
@@ -159,9 +176,12 @@ class UVUDP(UVHandle):
     def try_send(self, data: Any, addr: Any = None) -> bool:
         """Send ``data`` now if the kernel takes it and nothing is queued; return whether
         it was sent.  ``addr`` is a :func:`make_sockaddr` result, None when connected."""
+        ptr = self._ptr
+        if ptr is None:
+            raise RuntimeError("UVUDP is closed")
         if type(data) is not bytes:
             data = _from_buffer(data)
-        rc = _try_send(self._ensure_alive(), data, len(data), _as_sockaddr(addr))
+        rc = _try_send(ptr, data, len(data), _NULL if addr is None else addr)
         if rc >= 0:
             return True
         if rc == _UV_EAGAIN:
