@@ -138,6 +138,41 @@ def _future_repr_info(fut):
     return info
 
 
+class _TaskWakeup:
+    """The done callback a ``Task`` registers on the future it awaits.
+
+    asyncio registers a bound method (``task.__wakeup``); this is the same
+    callable as an object of its own type, so that scheduling callbacks can
+    recognise it with one ``type(fn) is _TaskWakeup`` test.  When the future is
+    done and the callback is of this type, the task is on the same loop as the
+    future, is registered with the task's own context, the loop accepts ready
+    items (``LoopCore._accepts_ready_items``), is neither closed nor in debug
+    mode, and the task has no step queued yet, the future queues the task
+    itself on the ready deque (``Task._run`` performs the wakeup), instead of a
+    Handle that would call this object.  In every other case (asyncio's loop,
+    debug mode, a second wakeup while a step is queued, a callback registered
+    by hand with another context) it goes through ``loop.call_soon`` exactly as
+    asyncio's bound method would, and ``__call__`` does the wakeup there.
+
+    Each task keeps one while it runs (``Task._wakeup_cb``) and drops it when
+    done, so the task <-> wakeup reference cycle never outlives the task.
+    """
+
+    # ``__self__`` is the task, as on the bound method this replaces: the
+    # loops' debug mode reports a slow wakeup as ``repr(callback.__self__)``.
+    __slots__ = ('__self__',)
+
+    # What asyncio's formatting of callbacks (Future repr, "Exception in
+    # callback ...") prints for it: the name of the bound method it replaces.
+    __name__ = 'Task.__wakeup'
+
+    def __init__(self, task):
+        self.__self__ = task
+
+    def __call__(self, future):
+        self.__self__._Task__wakeup(future)  # name-mangled private method of Task
+
+
 class Future:
     """An asyncio-compatible Future (not thread-safe, like asyncio's)."""
 
@@ -242,9 +277,18 @@ class Future:
             return
         todo = callbacks[:]
         callbacks.clear()
-        call_soon = self._loop.call_soon
+        loop = self._loop
         for fn, ctx in todo:
-            call_soon(fn, self, context=ctx)
+            if type(fn) is _TaskWakeup:
+                task = fn.__self__
+                # The conditions of _TaskWakeup's docstring: queue the task itself.
+                if (task._loop is loop and ctx is task._context and task._ready_ok
+                        and not task._queued and not loop._closed and not loop._debug):
+                    task._queued = True
+                    task._step_fut = self
+                    loop._ready.append(task)
+                    continue
+            loop.call_soon(fn, self, context=ctx)
 
     def cancelled(self):
         """Return True if the future was cancelled."""
@@ -317,9 +361,17 @@ class Future:
         if callbacks:  # __schedule_callbacks(), inlined on this hot path
             todo = callbacks[:]
             callbacks.clear()
-            call_soon = self._loop.call_soon
+            loop = self._loop
             for fn, ctx in todo:
-                call_soon(fn, self, context=ctx)
+                if type(fn) is _TaskWakeup:
+                    task = fn.__self__
+                    if (task._loop is loop and ctx is task._context and task._ready_ok
+                            and not task._queued and not loop._closed and not loop._debug):
+                        task._queued = True
+                        task._step_fut = self
+                        loop._ready.append(task)
+                        continue
+                loop.call_soon(fn, self, context=ctx)
 
     def set_exception(self, exception):
         """Mark the future done with ``exception``; InvalidStateError if already done."""

@@ -28,7 +28,7 @@ import contextvars
 import inspect
 import itertools
 import sys
-from asyncio import base_tasks, coroutines, futures
+from asyncio import base_tasks, coroutines, events, format_helpers, futures
 from asyncio import tasks as _aio_tasks
 
 from ._futures import (
@@ -41,6 +41,7 @@ from ._futures import (
     _future_repr_info,
     _get_event_loop,
     _report_never_retrieved,
+    _TaskWakeup,
 )
 
 __all__ = ('Task',)
@@ -90,7 +91,17 @@ class Task(Future):
     __slots__ = (
         '_name', '_num_cancels_requested', '_must_cancel', '_fut_waiter',
         '_coro', '_context', '_log_destroy_pending',
+        # The ready-item state (see _run): whether the loop's type accepts
+        # ready items, whether the task is queued, and the argument of the
+        # queued step (an exception to throw in, or the future that woke it).
+        '_ready_ok', '_queued', '_step_exc', '_step_fut',
+        # The _TaskWakeup registered on awaited futures, made on first await.
+        '_wakeup_cb',
     )
+
+    # The ready-queue contract of LoopCore: a task queued on the ready deque is
+    # never skipped as cancelled (Task.cancel works through the coroutine).
+    _cancelled = False
 
     # Task.__del__ reports unretrieved exceptions itself: no logger object.
     _new_tb_logger = staticmethod(_return_armed)
@@ -131,6 +142,70 @@ class Task(Future):
             self._context = _copy_context()
         else:
             self._context = context
+        self._ready_ok = getattr(type(loop), '_accepts_ready_items', False)
+        self._queued = False
+        self._step_exc = None
+        self._step_fut = None
+        self._wakeup_cb = None
+
+    def __schedule_step(self, exc=None):
+        """Schedule ``__step(exc)`` the way asyncio's ``loop.call_soon`` would.
+
+        On a loop that accepts ready items the task itself is queued (see
+        ``_run``), unless it already is: then, as in debug mode, on a closed
+        loop or on any other loop, a Handle is made by ``call_soon``.  Either
+        way the step lands at the end of the ready queue, so the order of steps
+        and other callbacks is asyncio's.
+        """
+        loop = self._loop
+        if self._ready_ok and not self._queued and not loop._closed and not loop._debug:
+            self._queued = True
+            self._step_exc = exc
+            loop._ready.append(self)
+        elif exc is None:
+            loop.call_soon(self.__step, context=self._context)
+        else:
+            loop.call_soon(self.__step, exc, context=self._context)
+
+    def _run(self):
+        """Run the queued step, as the loop runs a Handle's ``_run``.
+
+        The step runs in the task's context, and unexpected errors are
+        reported to the loop's exception handler like Handle._run reports
+        them (SystemExit and KeyboardInterrupt propagate).
+        """
+        self._queued = False
+        fut = self._step_fut
+        exc = self._step_exc
+        try:
+            if fut is not None:
+                self._step_fut = None
+                self._context.run(_task_wakeup, self, fut)
+            elif exc is None:
+                self._context.run(_task_step, self)
+            else:
+                self._step_exc = None
+                self._context.run(_task_step, self, exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:
+            self.__report_step_error(error, fut, exc)
+        self = None  # break cycles when an exception occurs
+
+    def __report_step_error(self, error, fut, exc):
+        # Describe the step as the Handle that asyncio would have run for it.
+        if fut is not None:
+            callback, args = self._wakeup_cb or _TaskWakeup(self), (fut,)
+        else:
+            callback, args = self.__step, (() if exc is None else (exc,))
+        handle = events.Handle(callback, args, self._loop, self._context)
+        source = format_helpers._format_callback_source(callback, args)
+        context = {
+            'message': f'Exception in callback {source}',
+            'exception': error,
+            'handle': handle,
+        }
+        self._loop.call_exception_handler(context)
 
     if _PY312:
         def __init__(self, coro, *, loop=None, name=None, context=None,
@@ -139,12 +214,12 @@ class Task(Future):
             if eager_start and _EAGER and self._loop.is_running():
                 self.__eager_start()
             else:
-                self._loop.call_soon(self.__step, context=self._context)
+                self.__schedule_step()
                 _register_task(self)
     else:
         def __init__(self, coro, *, loop=None, name=None, context=None):
             self.__setup(coro, loop, name, context)
-            self._loop.call_soon(self.__step, context=self._context)
+            self.__schedule_step()
             _register_task(self)
 
     def __del__(self):
@@ -276,15 +351,15 @@ class Task(Future):
         loop = self._loop
         if not _eager:
             _enter_task(loop, self)
-        coro = self._coro
         try:
             try:
                 if exc is None:
                     # send() rather than next(): coroutines have no __next__.
-                    result = coro.send(None)
+                    result = self._coro.send(None)
                 else:
-                    result = coro.throw(exc)
+                    result = self._coro.throw(exc)
             except StopIteration as stop:
+                self._wakeup_cb = None  # the task <-> wakeup cycle ends here
                 if self._must_cancel:
                     # cancel() arrived while the coroutine was finishing.
                     self._must_cancel = False
@@ -292,61 +367,85 @@ class Task(Future):
                 else:
                     _future_set_result(self, stop.value)
             except CancelledError as cancelled:
+                self._wakeup_cb = None
                 # Keep the original so result() can re-raise it, chain intact.
                 self._cancelled_exc = cancelled
                 _future_cancel(self)
             except (KeyboardInterrupt, SystemExit) as fatal:
+                self._wakeup_cb = None
                 _future_set_exception(self, fatal)
                 raise
             except BaseException as error:
+                self._wakeup_cb = None
                 _future_set_exception(self, error)
             else:
                 if result is None:
                     # A bare yield (asyncio.sleep(0)) gives up one loop iteration.
-                    self._loop.call_soon(self.__step, context=self._context)
-                    return
-                blocking = getattr(result, '_asyncio_future_blocking', None)
-                if blocking is not None:
-                    # A future yielded by its own __await__/__iter__.
-                    rcls = result.__class__
-                    # Our own exact classes: read the fields instead of calling methods.
-                    own = rcls is Future or rcls is Task
-                    if (result._loop if own else _get_loop(result)) is not self._loop:
-                        new_exc = RuntimeError(
-                            f'Task {self!r} got Future '
-                            f'{result!r} attached to a different loop')
-                        self._loop.call_soon(self.__step, new_exc, context=self._context)
-                    elif blocking:
-                        if result is self:
-                            new_exc = RuntimeError(f'Task cannot await on itself: {self!r}')
-                            self._loop.call_soon(self.__step, new_exc, context=self._context)
-                        else:
-                            result._asyncio_future_blocking = False
-                            if own and result._state == _PENDING:
-                                result._callbacks.append((self.__wakeup, self._context))
-                            else:
-                                result.add_done_callback(self.__wakeup, context=self._context)
-                            self._fut_waiter = result
-                            if self._must_cancel:
-                                if result.cancel(msg=self._cancel_message):
-                                    self._must_cancel = False
+                    # __schedule_step(), inlined on this hot path.
+                    if (self._ready_ok and not self._queued and not loop._closed
+                            and not loop._debug):
+                        self._queued = True
+                        loop._ready.append(self)
                     else:
-                        new_exc = RuntimeError(
-                            f'yield was used instead of yield from '
-                            f'in task {self!r} with {result!r}')
-                        self._loop.call_soon(self.__step, new_exc, context=self._context)
-                elif _isgenerator(result):
-                    new_exc = RuntimeError(
-                        f'yield was used instead of yield from for '
-                        f'generator in task {self!r} with {result!r}')
-                    self._loop.call_soon(self.__step, new_exc, context=self._context)
+                        loop.call_soon(self.__step, context=self._context)
+                    return
+                rcls = result.__class__
+                if ((rcls is Future or rcls is Task) and result._loop is loop
+                        and result._asyncio_future_blocking and result is not self
+                        and result._state == _PENDING):
+                    # The common case, our own pending future of this loop,
+                    # awaited: the general branch below would do the same.
+                    result._asyncio_future_blocking = False
+                    wakeup = self._wakeup_cb
+                    if wakeup is None:
+                        wakeup = self._wakeup_cb = _TaskWakeup(self)
+                    result._callbacks.append((wakeup, self._context))
+                    self._fut_waiter = result
+                    if self._must_cancel:
+                        if result.cancel(msg=self._cancel_message):
+                            self._must_cancel = False
                 else:
-                    new_exc = RuntimeError(f'Task got bad yield: {result!r}')
-                    self._loop.call_soon(self.__step, new_exc, context=self._context)
+                    self.__handle_yield(result, rcls)
         finally:
             if not _eager:
                 _leave_task(loop, self)
             self = None  # break cycles when an exception occurs
+
+    def __handle_yield(self, result, rcls):
+        """What ``__step`` does with anything but None or our own awaited future."""
+        blocking = getattr(result, '_asyncio_future_blocking', None)
+        if blocking is not None:
+            # A future yielded by its own __await__/__iter__.
+            own = rcls is Future or rcls is Task
+            # Our own exact classes: read the fields instead of calling methods.
+            if (result._loop if own else _get_loop(result)) is not self._loop:
+                self.__schedule_step(RuntimeError(
+                    f'Task {self!r} got Future '
+                    f'{result!r} attached to a different loop'))
+            elif blocking:
+                if result is self:
+                    self.__schedule_step(
+                        RuntimeError(f'Task cannot await on itself: {self!r}'))
+                else:
+                    result._asyncio_future_blocking = False
+                    wakeup = self._wakeup_cb
+                    if wakeup is None:
+                        wakeup = self._wakeup_cb = _TaskWakeup(self)
+                    result.add_done_callback(wakeup, context=self._context)
+                    self._fut_waiter = result
+                    if self._must_cancel:
+                        if result.cancel(msg=self._cancel_message):
+                            self._must_cancel = False
+            else:
+                self.__schedule_step(RuntimeError(
+                    f'yield was used instead of yield from '
+                    f'in task {self!r} with {result!r}'))
+        elif _isgenerator(result):
+            self.__schedule_step(RuntimeError(
+                f'yield was used instead of yield from for '
+                f'generator in task {self!r} with {result!r}'))
+        else:
+            self.__schedule_step(RuntimeError(f'Task got bad yield: {result!r}'))
 
     def __wakeup(self, future):
         cls = future.__class__
@@ -364,3 +463,9 @@ class Task(Future):
                 # No value passed: Future.__await__ does not need it.
                 self.__step()
         self = None  # break cycles when an exception occurs
+
+
+# The step functions, unbound: Task._run passes them to Context.run without
+# making a bound method per step.
+_task_step = Task._Task__step
+_task_wakeup = Task._Task__wakeup
