@@ -107,7 +107,7 @@ def test_the_import_parser_sees_known_imports():
     assert "uvcffi._ffi" in _imports("uvcffi._uv.loop")
     assert "uvcffi._errors" in _imports("uvcffi._uv.timer")
     assert "uvcffi._uvlib" in _imports("uvcffi._ffi")
-    assert {"uvcffi._uv.async_", "uvcffi._uv.timer"} <= _imports("uvcffi._loop.core")
+    assert {"uvcffi._uv.async_", "uvcffi._uv.loop"} <= _imports("uvcffi._loop.core")
     assert "uvcffi._loop.core" in _imports("uvcffi._loop.handles")  # TYPE_CHECKING too
     assert "uvcffi._futures" in _imports("uvcffi._tasks")
 

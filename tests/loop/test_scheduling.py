@@ -156,9 +156,7 @@ def test_many_timers_scheduled_and_cancelled(loop):
     assert sorted(seen) == list(range(1, 2000, 2))
 
 
-def test_more_timers_than_the_pool_keeps(loop):
-    # Fired timers go back to a pool of bounded size; the excess is closed while new
-    # timers reuse the ids of the old ones.
+def test_many_timers_fire_in_two_waves(loop):
     seen = []
     n = 10_000
     for i in range(n):
@@ -170,6 +168,75 @@ def test_more_timers_than_the_pool_keeps(loop):
     loop.call_later(0.01, loop.stop)
     loop.run_forever()
     assert sorted(seen) == list(range(2 * n))
+
+
+def test_earlier_timer_added_while_a_later_one_waits_wakes_the_loop(loop):
+    # The loop sleeps until its earliest deadline; a timer scheduled later for an earlier
+    # time must move that deadline (uvcffi re-arms its one libuv timer).
+    loop.call_later(30, lambda: None).cancel()
+    late = loop.call_later(30, lambda: None)
+
+    async def main():
+        fut = loop.create_future()
+        await asyncio.sleep(0.01)  # the loop has slept with the 30 s deadline armed
+        loop.call_later(0.02, fut.set_result, "early")
+        return await asyncio.wait_for(fut, 5)
+
+    try:
+        assert loop.run_until_complete(main()) == "early"
+    finally:
+        late.cancel()
+
+
+def test_cancelling_the_earliest_timer_keeps_the_next_one(loop):
+    seen = []
+
+    async def main():
+        first = loop.call_later(0.03, seen.append, "first")
+        loop.call_later(0.06, seen.append, "second")
+        await asyncio.sleep(0.01)
+        first.cancel()
+        await asyncio.sleep(0.1)
+
+    loop.run_until_complete(main())
+    assert seen == ["second"]
+
+
+def test_timer_handles_keep_asyncio_semantics(loop):
+    h = loop.call_later(10, print)
+    assert isinstance(h, asyncio.TimerHandle)
+    assert h.when() == pytest.approx(loop.time() + 10, abs=1)
+    assert not h.cancelled()
+    h.cancel()
+    assert h.cancelled()
+    h.cancel()  # twice is harmless
+    assert "cancelled" in repr(h)
+
+
+def test_equal_deadlines_run_in_scheduling_order(loop):
+    skip_oracle_if(loop, True, "asyncio's heap does not order timers with equal deadlines")
+    when = loop.time() + 0.01
+    seen = []
+    for i in range(50):
+        loop.call_at(when, seen.append, i)
+    loop.call_at(when + 0.01, loop.stop)
+    loop.run_forever()
+    assert seen == list(range(50))
+
+
+def test_cancelled_timers_do_not_pile_up(loop):
+    skip_oracle_if(loop, True, "looks at uvcffi's timer heap")
+    # Long timeouts cancelled early (most wait_for timeouts) must not stay in the heap.
+    handles = [loop.call_later(3600, print) for _ in range(1000)]
+    for h in handles[:990]:
+        h.cancel()
+    assert len(loop._scheduled) < 600
+    for h in handles[990:]:
+        h.cancel()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert len(loop._scheduled) < 600
+    assert loop._timer_cancelled_count == sum(e[2].cancelled() for e in loop._scheduled)
 
 
 def test_zero_and_negative_delays_run_next_iteration(loop):

@@ -21,17 +21,28 @@ libuv's C heap (one pooled ``uv_timer_t`` per pending ``call_at``), and waiting 
 Nothing ever blocks in ``uv_run`` while work is ready, and nothing spins when there is
 none: an iteration with an empty ready queue always sleeps until libuv has something.
 
-Timers: never early, in deadline order
---------------------------------------
-libuv measures due times in whole milliseconds against its cached loop time, which lags
-the real clock; ``loop.time()`` is ``time.monotonic()``, as in asyncio, and both read
-CLOCK_MONOTONIC.  A TimerHandle is therefore armed for the absolute due time
-``ceil(when * 1000)`` ms, measured by the glue from libuv's own cached time
-(``uvc_timer_start_at``): libuv cannot fire it before ``when`` by the real clock, and a
-timer due earlier is never due in a later millisecond than one due later.  Timers due
-in the same millisecond may come out of libuv in arming order, so the timers of one
-batch are sorted by ``when`` before they join the ready queue.  (Should a clock ever
-disagree, a timer seen before its ``when`` is re-armed rather than run early.)
+Timers: a heap in Python, one libuv timer for the earliest
+---------------------------------------------------------
+Pending TimerHandles live in a binary heap of ``(when, seq, handle)`` tuples, as in
+asyncio's loop but with the comparisons done by C on floats and ints (asyncio compares
+TimerHandles through a Python ``__lt__``), and ``seq`` making timers with equal deadlines
+come out in the order they were scheduled.  libuv is only asked to wake ``uv_run`` when
+the earliest deadline is due: the kit's one *deadline timer* is armed, before an
+iteration that may sleep, for the absolute due time ``ceil(when * 1000)`` ms measured on
+libuv's own cached clock (``uvc_timer_start_at``), and re-armed only when the earliest
+deadline changed.  So scheduling a timer costs a tuple and a ``heappush`` and no C call,
+and cancelling one only marks it, as in asyncio; cancelled entries are dropped when they
+reach the top of the heap, or all at once when they are more than half of a heap of at
+least :data:`_MIN_CANCELLED_SWEEP` entries (so that many long timeouts cancelled early, the
+fate of most ``wait_for`` timeouts, cannot pile up).
+
+A timer is due when ``loop.time()`` -- ``time.monotonic()``, as in asyncio -- has reached
+its ``when``: after ``uv_run`` returns, every due entry leaves the heap in deadline order
+and joins the ready queue behind the I/O callbacks of the same iteration, as asyncio's
+selector loop appends "I/O callbacks, then expired timers".  libuv keeps time in whole
+milliseconds of the same clock (CLOCK_MONOTONIC), truncated, so a deadline timer armed for
+the rounded-up millisecond cannot fire before ``when``: no timer ever runs early, and no
+iteration spins waiting for one.
 
 Wake-ups from other threads
 ---------------------------
@@ -46,9 +57,10 @@ import asyncio
 import collections
 import concurrent.futures
 import contextvars
+import heapq
+import itertools
 import logging
 import math
-import operator
 import os
 import sys
 import threading
@@ -65,13 +77,11 @@ from .._tasks import Task
 from .._uv.async_ import UVAsync
 from .._uv.loop import (
     EV_CLOSED,
-    EV_TIMER,
     RUN_NOWAIT,
     RUN_ONCE,
     UVLoop,
 )
-from .._uv.timer import TimerPool
-from .._uv.timer import timer_start_at as _timer_start_at
+from .._uv.loop import run_raw as _uv_run
 from .handles import Handle, TimerHandle
 from .kit import Kit, take_kit
 
@@ -84,9 +94,26 @@ _ceil = math.ceil
 # libuv keeps due times in uint64 milliseconds; far-future deadlines (float("inf") too)
 # are clamped to a due time that will never come.
 _MAX_DUE_MS = 1 << 60
-_when_of = operator.attrgetter("_when")
+#: A sweep of cancelled timers is worth it from this many heap entries, when more than
+#: half of them are cancelled (asyncio's thresholds).
+_MIN_CANCELLED_SWEEP = 100
+_heappush = heapq.heappush
+_heappop = heapq.heappop
 _new_handle = object.__new__
 _copy_context = contextvars.copy_context
+
+
+_INLINE_RUN = frozenset((Handle, TimerHandle))
+
+if sys.version_info >= (3, 13):  # _format_callback_source grew a debug parameter
+
+    def _FORMAT_DEBUG(debug: bool) -> dict[str, bool]:
+        return {"debug": debug}
+
+else:
+
+    def _FORMAT_DEBUG(debug: bool) -> dict[str, bool]:
+        return {}
 
 
 def _debug_from_environment() -> bool:
@@ -125,7 +152,13 @@ class LoopCore(asyncio.AbstractEventLoop):
         # closed earlier (kit.py says why and when).
         self._kit: Kit | None = take_kit()
         self._uv = self._kit.uv
-        self._timers = TimerPool(self._uv)
+        # Pending TimerHandles as (when, seq, handle); see "Timers" above.
+        self._scheduled: list[tuple[float, int, TimerHandle]] = []
+        self._timer_seq = itertools.count().__next__
+        self._timer_cancelled_count = 0
+        # The due time (libuv ms) the kit's deadline timer is armed for, or None.
+        self._deadline_ms: int | None = None
+        self._kit.on_deadline = self._deadline_fired
         self._ready: collections.deque[Handle | TimerHandle] = collections.deque()
         self._closed = False
         self._stopping = False
@@ -201,10 +234,7 @@ class LoopCore(asyncio.AbstractEventLoop):
         wakeup_state = self._signals_enter_run()
         try:
             _events._set_running_loop(self)
-            while True:
-                self._run_once()
-                if self._stopping:
-                    break
+            self._iterate(forever=True)
         finally:
             self._stopping = False
             self._thread_id = None
@@ -264,15 +294,11 @@ class LoopCore(asyncio.AbstractEventLoop):
 
     def _close_uv(self) -> None:
         """Free every libuv resource; see docs/design.md, "Shutdown"."""
-        # Timers still armed belong to TimerHandles users may still hold and cancel():
-        # detach them first, so a late cancel() cannot touch freed memory.
-        # Their libuv timers are the loop's own: stopped and closed with the idle ones.
-        for obj in self._uv.objects:
-            if isinstance(obj, TimerHandle) and obj._timer is not None:
-                self._timers.stop(obj._timer)
-                obj._timer = None
-                obj._scheduled = False
-        self._timers.clear()
+        # Pending TimerHandles stay with their holders, who may still cancel() them.
+        for entry in self._scheduled:
+            entry[2]._scheduled = False
+        self._scheduled.clear()
+        self._timer_cancelled_count = 0
         for sock in list(self._fd_sockets):
             sock.detach()
         self._fd_sockets.clear()
@@ -284,7 +310,6 @@ class LoopCore(asyncio.AbstractEventLoop):
         self._kit = None
         self._wakeup = None
         self._uv = UVLoop.closed_stand_in()
-        self._timers = TimerPool(self._uv)
         self._uv_close_stats = kit.release()
 
     def _uv_handle_stats(self) -> dict[str, int]:
@@ -297,8 +322,7 @@ class LoopCore(asyncio.AbstractEventLoop):
         """
         counters = self._uv.counters()
         open_handles = counters["handles_opened"] - counters["handles_closed"]
-        armed = sum(1 for obj in self._uv.objects if isinstance(obj, TimerHandle))
-        internal = self._internal_handle_count() + len(self._timers.free) + armed
+        internal = self._internal_handle_count()
         return {**counters, "open": open_handles, "live": open_handles - internal}
 
     def _internal_handle_count(self) -> int:
@@ -310,85 +334,138 @@ class LoopCore(asyncio.AbstractEventLoop):
     # ------------------------------------------------------------------------------------
 
     def _run_once(self) -> None:
-        before_poll = self._before_poll
-        if before_poll is not None:
-            self._before_poll = None
-            before_poll()
+        self._iterate(forever=False)
+
+    def _iterate(self, forever: bool) -> None:
+        """One iteration, or iterations until stop() when ``forever`` (run_forever's loop,
+        kept in this one frame: per iteration it is most of the cost of a callback)."""
         ready = self._ready
-        events = self._uv.run(RUN_NOWAIT if (ready or self._stopping) else RUN_ONCE)
-        if events:
-            self._dispatch(events)
-        ntodo = len(ready)
+        scheduled = self._scheduled
         popleft = ready.popleft
-        if self._debug:
-            for _ in range(ntodo):
-                handle = popleft()
-                if handle._cancelled:
-                    continue
-                try:
-                    self._current_handle = handle
-                    t0 = _monotonic()
-                    handle._run()
-                    dt = _monotonic() - t0
-                    if dt >= self.slow_callback_duration:
-                        logger.warning(
-                            "Executing %s took %.3f seconds", _format_handle(handle), dt
-                        )
-                finally:
-                    self._current_handle = None
-        else:
-            for _ in range(ntodo):
-                handle = popleft()
-                if handle._cancelled:
-                    continue
+        uv = self._uv
+        uv_run = _uv_run
+        uv_ptr = uv.ptr  # the loop cannot be closed, nor its kit change, while this runs
+        while True:
+            before_poll = self._before_poll
+            if before_poll is not None:
+                self._before_poll = None
+                before_poll()
+            if ready or self._stopping:
+                nevents = uv_run(uv_ptr, RUN_NOWAIT)
+            else:
+                if scheduled:
+                    self._arm_deadline()
+                nevents = uv_run(uv_ptr, RUN_ONCE)
+            if nevents:
+                self._dispatch(uv.events(nevents))
+            if scheduled:
+                # Due timers join the ready queue behind this iteration's I/O callbacks.
+                now = _monotonic()
+                while scheduled and scheduled[0][0] <= now:
+                    timer = _heappop(scheduled)[2]
+                    if timer._cancelled:
+                        self._timer_cancelled_count -= 1
+                    else:
+                        timer._scheduled = False
+                        ready.append(timer)
+            ntodo = len(ready)
+            if self._debug:
+                self._run_ready_debug(ntodo)
+            else:
+                # Handle._run, inlined for our own Handles and TimerHandles (most of what
+                # runs): a Python frame less per callback.  Other ready items run themselves.
+                while ntodo:
+                    ntodo -= 1
+                    handle = popleft()
+                    if handle._cancelled:
+                        continue
+                    if type(handle) in _INLINE_RUN:
+                        try:
+                            handle._context.run(handle._callback, *handle._args)
+                        except (SystemExit, KeyboardInterrupt):
+                            raise
+                        except BaseException as exc:
+                            self._report_callback_error(handle, exc)
+                    else:
+                        handle._run()
+                handle = None  # don't keep the last callback's arguments alive
+            if not forever or self._stopping:
+                return
+
+    def _run_ready_debug(self, ntodo: int) -> None:
+        popleft = self._ready.popleft
+        for _ in range(ntodo):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            try:
+                self._current_handle = handle
+                t0 = _monotonic()
                 handle._run()
+                dt = _monotonic() - t0
+                if dt >= self.slow_callback_duration:
+                    logger.warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
+            finally:
+                self._current_handle = None
+
+    def _report_callback_error(self, handle: Any, exc: BaseException) -> None:
+        """What asyncio's Handle._run reports when a callback raises."""
+        source = asyncio.format_helpers._format_callback_source(
+            handle._callback, handle._args, **_FORMAT_DEBUG(self._debug)
+        )
+        context = {
+            "message": f"Exception in callback {source}",
+            "exception": exc,
+            "handle": handle,
+        }
+        if handle._source_traceback:
+            context["source_traceback"] = handle._source_traceback
+        self.call_exception_handler(context)
 
     def _dispatch(self, events: list[int]) -> None:
         """Turn one batch of libuv events into ready callbacks (no user code runs here)."""
         uv = self._uv
         objects = uv.objects
         free_ids = uv.free_ids
-        fired: list[TimerHandle] = []
         for i in range(0, len(events), 4):
             kind = events[i]
             oid = events[i + 1]
             obj = objects[oid]
             if obj is None:
                 continue  # cannot happen by the id rules in _uv/loop.py; never crash on it
-            if kind == EV_TIMER:
-                # A one-shot timer is stopped by libuv before its callback: this was its
-                # last event, so its id and its uv_timer_t are free again.
-                objects[oid] = None
-                free_ids.append(oid)
-                fired.append(obj)
-            elif kind == EV_CLOSED:
+            if kind == EV_CLOSED:
                 objects[oid] = None
                 free_ids.append(oid)
                 obj._on_closed()
             else:
                 obj._on_event(kind, events[i + 2], events[i + 3])
-        if fired:
-            self._timers_fired(fired)
 
-    def _timers_fired(self, fired: list[TimerHandle]) -> None:
-        if len(fired) > 1:
-            fired.sort(key=_when_of)
-        now = _monotonic()
-        ready_append = self._ready.append
-        pool = self._timers
-        pool_free = pool.free
-        for timer in fired:
-            # TimerPool.put, inlined.
-            if len(pool_free) < pool.max_free:
-                pool_free.append(timer._timer)
-            else:
-                pool.put(timer._timer)
-            timer._timer = None
-            if timer._when > now:
-                self._arm_timer(timer)
-            else:
-                timer._scheduled = False
-                ready_append(timer)
+    def _arm_deadline(self) -> None:
+        """Have libuv wake uv_run when the earliest pending timer is due."""
+        scheduled = self._scheduled
+        # Cancelled timers at the top would only cause early wake-ups: drop them first.
+        while scheduled and scheduled[0][2]._cancelled:
+            _heappop(scheduled)
+            self._timer_cancelled_count -= 1
+        if not scheduled:
+            return
+        due = scheduled[0][0] * 1000.0
+        if due <= 0.0:
+            due_ms = 0
+        elif due < _MAX_DUE_MS:
+            due_ms = _ceil(due)
+        else:
+            due_ms = _MAX_DUE_MS
+        if due_ms != self._deadline_ms:
+            kit = self._kit
+            if kit is None:
+                return
+            self._deadline_ms = due_ms
+            kit.arm_deadline(due_ms)
+
+    def _deadline_fired(self) -> None:
+        # libuv stopped the one-shot timer before reporting it.
+        self._deadline_ms = None
 
     # ------------------------------------------------------------------------------------
     # Scheduling
@@ -502,42 +579,19 @@ class LoopCore(asyncio.AbstractEventLoop):
             timer._repr = None
             timer._source_traceback = None
             timer._when = when
-        self._arm_timer(timer)
+        timer._scheduled = True
+        _heappush(self._scheduled, (when, self._timer_seq(), timer))
         return timer
 
-    def _arm_timer(self, timer: TimerHandle) -> None:
-        due = timer._when * 1000.0
-        if due <= 0.0:
-            due_ms = 0
-        elif due < _MAX_DUE_MS:
-            due_ms = _ceil(due)
-        else:
-            due_ms = _MAX_DUE_MS
-        # UVLoop.register and TimerPool.start_at, inlined.
-        uv = self._uv
-        free_ids = uv.free_ids
-        if free_ids:
-            tid = free_ids.pop()
-            uv.objects[tid] = timer
-        else:
-            objects = uv.objects
-            tid = len(objects)
-            objects.append(timer)
-        pool = self._timers
-        ptr = pool.free.pop() if pool.free else pool.new(tid)
-        # uv_timer_start only fails for a closing handle, and pooled timers never close.
-        _timer_start_at(ptr, tid, due_ms)
-        timer._tid = tid
-        timer._timer = ptr
-        timer._scheduled = True
-
     def _timer_handle_cancelled(self, timer: Any) -> None:
-        """Disarm ``timer``'s libuv timer (asyncio's TimerHandle.cancel calls this)."""
-        ptr = timer._timer
-        timer._timer = None
-        timer._scheduled = False
-        self._timers.stop(ptr)
-        self._uv.release(timer._tid)
+        """A pending TimerHandle was cancelled: leave its entry, sweep when they pile up."""
+        self._timer_cancelled_count += 1
+        count = self._timer_cancelled_count
+        if count > _MIN_CANCELLED_SWEEP and count * 2 > len(self._scheduled):
+            kept = [entry for entry in self._scheduled if not entry[2]._cancelled]
+            heapq.heapify(kept)
+            self._scheduled[:] = kept
+            self._timer_cancelled_count = 0
 
     def time(self) -> float:
         return _monotonic()

@@ -5,9 +5,8 @@ They subclass asyncio's classes, so ``isinstance(h, asyncio.TimerHandle)`` holds
 asyncio's; only construction is replaced, because asyncio's ``__init__`` asks the loop
 for its debug flag through a method call on every ``call_soon``.
 
-A TimerHandle is armed on a pooled libuv timer (``uvcffi._uv.timer.TimerPool``) under its
-own id; ``_timer`` holds that timer while it is armed, and is None once it fired or was
-cancelled.
+A pending TimerHandle sits in the loop's heap (``LoopCore._scheduled``, see core.py,
+"Timers") with ``_scheduled`` true; cancelling it only marks it, as in asyncio.
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ import asyncio
 import contextvars
 import sys
 from typing import TYPE_CHECKING, Any, Callable
-
-from .._uv.timer import timer_stop as _timer_stop
 
 if TYPE_CHECKING:
     from .core import LoopCore
@@ -48,7 +45,7 @@ class Handle(asyncio.Handle):
 
 
 class TimerHandle(asyncio.TimerHandle):
-    __slots__ = ("_timer", "_tid")
+    __slots__ = ()
 
     def __init__(
         self,
@@ -70,32 +67,17 @@ class TimerHandle(asyncio.TimerHandle):
             self._source_traceback = None
         self._when = when
         self._scheduled = False
-        self._timer: Any = None
-        self._tid = 0
 
     def cancel(self) -> None:
         if self._cancelled:
             return
-        ptr = self._timer
-        if ptr is not None:
-            # LoopCore._timer_handle_cancelled, inlined: stop the libuv timer, give it
-            # back to the pool and free the id (no event for it can be pending, see
-            # _uv/loop.py).
-            loop = self._loop
-            self._timer = None
-            self._scheduled = False
-            _timer_stop(ptr)
-            pool = loop._timers
-            if len(pool.free) < pool.max_free:
-                pool.free.append(ptr)
-            else:
-                pool.put(ptr)
-            uv = loop._uv
-            uv.objects[self._tid] = None
-            uv.free_ids.append(self._tid)
-        # asyncio.Handle.cancel: mark cancelled, drop the callback and its arguments.
+        # asyncio.Handle.cancel, then the loop's count of cancelled heap entries (which it
+        # may act on at once, so this entry must already read as cancelled).
         self._cancelled = True
-        if self._loop._debug:
+        loop = self._loop
+        if loop._debug:
             self._repr = repr(self)
         self._callback = None
         self._args = None
+        if self._scheduled:
+            loop._timer_handle_cancelled(self)

@@ -5,16 +5,18 @@ Why closed loops leave their libuv state behind
 A libuv loop is expensive to make and to free compared with what a short-lived asyncio
 loop does with it: ``uv_loop_init`` creates an epoll instance, an io_uring instance (with
 two shared mappings) and the signal pipe; our loop adds an eventfd (the ``uv_async_t``
-that wakes it from other threads) and the pipe that Python's signal machinery writes to
-(see signals.py), watched by a poll handle.  That is about ten system calls to create and
+that wakes it from other threads), the pipe that Python's signal machinery writes to
+(see signals.py), watched by a poll handle, and the timer that wakes it for the earliest
+pending ``call_later`` (see core.py, "Timers").  That is about ten system calls to create and
 as many to free, and it was most of the cost of ``asyncio.run(...)`` or of a test that
 makes a loop: a fresh uvcffi loop cost about twice a stdlib one, mostly in the kernel.
 
-So a closed loop hands this *kit* -- the ``UVLoop`` and the two handles it always has --
+So a closed loop hands this *kit* -- the ``UVLoop`` and the three handles it always has --
 to a small process-wide pool, and the next ``new_event_loop()`` takes it instead of making
-one.  Everything else is gone as after a real close: ``UVLoop.recycle`` closes every
-other handle (transports, servers, pooled timers, pollers), waits for every request, and
-frees every id but the kit's own.  The new owner sees an empty loop with a fresh clock.
+one.  Everything else is gone as after a real close: the deadline timer is stopped, and
+``UVLoop.recycle`` closes every other handle (transports, servers, pollers), waits for
+every request, and frees every id but the kit's own.  The new owner sees an empty loop
+with a fresh clock.
 
 The rules that keep this invisible
 ----------------------------------
@@ -33,7 +35,7 @@ The rules that keep this invisible
   drops its kit references (``call_soon_threadsafe`` raises on a closed loop first).
 * Leak checks keep working: :attr:`Kit.base` is the handle counters when the kit was
   taken, so a loop's close statistics count only the handles of its own life, never the
-  kit's two.
+  kit's own.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import Any, Callable
 from .._uv.async_ import UVAsync
 from .._uv.loop import UVLoop
 from .._uv.poll import READABLE, UVPoll
+from .._uv.timer import UVTimer
 
 #: Kits kept for the next loops; a process making loops one at a time needs one.
 POOL_SIZE = 2
@@ -70,20 +73,24 @@ class Kit:
     ``wakeup`` is the async handle behind ``call_soon_threadsafe``; ``signal_rfd`` and
     ``signal_wfd`` are a non-blocking pipe for ``signal.set_wakeup_fd`` and ``signal_poll``
     watches its read end (unreferenced: waiting for a signal alone keeps no loop alive).
-    ``on_signal_readable`` is the current owner's callback for that poll.
+    ``on_signal_readable`` is the current owner's callback for that poll.  ``deadline`` is
+    the one-shot timer armed for the owner's earliest timer; ``on_deadline`` is called when
+    it fired.
     """
 
     __slots__ = (
-        "uv", "wakeup", "signal_rfd", "signal_wfd", "signal_poll", "pid", "base",
-        "on_signal_readable",
+        "uv", "wakeup", "signal_rfd", "signal_wfd", "signal_poll", "deadline", "pid", "base",
+        "on_signal_readable", "on_deadline",
     )
 
     def __init__(self) -> None:
         self.uv = uv = UVLoop()
         self.pid = os.getpid()
         self.on_signal_readable: Callable[[], object] = _noop
+        self.on_deadline: Callable[[], object] = _noop
         try:
             self.wakeup = UVAsync(uv, _noop)
+            self.deadline = UVTimer(uv, self._deadline_fired)
             rfd, wfd = os.pipe()
             self.signal_rfd, self.signal_wfd = rfd, wfd
             try:
@@ -108,8 +115,15 @@ class Kit:
     def _signal_readable(self, status: int, events: int) -> None:
         self.on_signal_readable()
 
+    def _deadline_fired(self) -> None:
+        self.on_deadline()
+
+    def arm_deadline(self, due_ms: int) -> None:
+        """(Re-)arm the deadline timer for ``due_ms`` on libuv's clock."""
+        self.deadline.start_at(due_ms)
+
     def handles(self) -> list[Any]:
-        return [self.wakeup, self.signal_poll]
+        return [self.wakeup, self.signal_poll, self.deadline]
 
     def life_stats(self, stats: dict[str, int]) -> dict[str, int]:
         """Close statistics counted from when this kit was taken, without its own handles."""
@@ -122,8 +136,10 @@ class Kit:
     def release(self) -> dict[str, int]:
         """The owning loop closed: recycle into the pool, or close; return its close stats."""
         self.on_signal_readable = _noop
+        self.on_deadline = _noop
         if self.pid != os.getpid() or len(_pool) >= POOL_SIZE:
             return self._close()
+        self.deadline.stop()
         ok, stats = self.uv.recycle(self.handles())
         if ok:
             self._drain_signal_pipe()

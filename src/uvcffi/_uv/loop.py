@@ -57,6 +57,10 @@ RUN_NOWAIT: int = lib.UV_RUN_NOWAIT
 
 _EMPTY: list[int] = []
 
+#: ``run_raw(ptr, mode)``: :meth:`UVLoop.run` without the method call, for the asyncio
+#: loop's iteration; returns the event count, and :meth:`UVLoop.events` reads them.
+run_raw = lib.uvc_run
+
 
 class UVLoop:
     """A ``uv_loop_t`` (inside the glue's ``uvc_loop_t``) and its registry of ids.
@@ -128,6 +132,10 @@ class UVLoop:
         if n:
             return ffi.unpack(ptr.events, n * EVENT_WIDTH)  # type: ignore[no-any-return]
         return _EMPTY
+
+    def events(self, n: int) -> list[int]:
+        """The ``n`` events of the last :data:`run_raw` call, as a flat list of ints."""
+        return ffi.unpack(self._ptr.events, n * EVENT_WIDTH)  # type: ignore[no-any-return]
 
     def arena_bytes(self, offset: int, n: int) -> bytes:
         """The ``n`` bytes a READ event left at ``offset`` of the arena, as bytes."""

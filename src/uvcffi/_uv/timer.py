@@ -102,6 +102,11 @@ class UVTimer(UVHandle):
     def start(self, timeout_ms: int, repeat_ms: int = 0) -> None:
         check(timer_start(self._ensure_alive(), self._id, timeout_ms, repeat_ms))
 
+    def start_at(self, due_ms: int) -> None:
+        """Fire once when libuv's clock reaches ``due_ms`` (milliseconds of CLOCK_MONOTONIC,
+        as ``time.monotonic()``); re-arms a timer already started."""
+        check(timer_start_at(self._ensure_alive(), self._id, due_ms))
+
     def stop(self) -> None:
         check(timer_stop(self._ensure_alive()))
 
