@@ -212,6 +212,44 @@ def test_data_received_error_is_reported_and_closes_the_connection_once(loop, de
     assert errors[0]["transport"] is tr and errors[0]["protocol"] is proto
 
 
+class BufferedFails(asyncio.BufferedProtocol):
+    """A BufferedProtocol whose get_buffer() or buffer_updated() raises on first use."""
+
+    def __init__(self, where):
+        self.where = where
+        self.buf = bytearray(64)
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def get_buffer(self, sizehint):
+        if self.where == "get_buffer":
+            raise ZeroDivisionError("boom")
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        raise ZeroDivisionError("boom")
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+@pytest.mark.parametrize("where", ["get_buffer", "buffer_updated"])
+def test_buffered_protocol_errors_name_the_call_that_failed(loop, where):
+    errors = collect_errors(loop)
+
+    async def main():
+        server, tr, proto, _ = await open_stream(loop, "tcp", lambda: BufferedFails(where))
+        tr.write(b"ping")
+        exc = await proto.lost
+        assert isinstance(exc, ZeroDivisionError)
+        await close_server(server)
+
+    run(loop, main())
+    assert [e["message"] for e in errors] == [f"Fatal error: protocol.{where}() call failed."]
+
+
 class DatagramFailsOnFirst(asyncio.DatagramProtocol):
     def __init__(self):
         self.received: list[bytes] = []

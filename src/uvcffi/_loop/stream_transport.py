@@ -294,30 +294,41 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
             # Only a failure of the transport's own error handling gets here; the
             # ReadyCall has no Handle._run to report it.
             report_as_handle(self._deliver_handle, exc)
+
     def _data_received(self, data: bytes) -> None:
         protocol = self._protocol
-        try:
-            if not self._buffered:
+        if not self._buffered:
+            try:
                 protocol.data_received(data)
-                return
-            view = memoryview(data)
-            while view:
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            return
+        # BufferedProtocol: asyncio names the call that failed, get_buffer() or
+        # buffer_updated(), in the report.
+        view = memoryview(data)
+        while view:
+            try:
                 buf = protocol.get_buffer(len(view))
                 size = len(buf)
                 if not size:
                     raise RuntimeError("get_buffer() returned an empty buffer")
-                n = min(size, len(view))
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                return
+            n = min(size, len(view))
+            try:
                 memoryview(buf)[:n] = view[:n]
                 protocol.buffer_updated(n)
-                view = view[n:]
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            if self._buffered:
-                message = "Fatal error: protocol.buffer_updated() call failed."
-            else:
-                message = "Fatal error: protocol.data_received() call failed."
-            self._fatal_error(exc, message)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+                return
+            view = view[n:]
 
     def _on_eof(self) -> None:
         self._eof_received = True
