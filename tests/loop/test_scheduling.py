@@ -230,13 +230,18 @@ def test_cancelled_timers_do_not_pile_up(loop):
     handles = [loop.call_later(3600, print) for _ in range(1000)]
     for h in handles[:990]:
         h.cancel()
-    assert len(loop._scheduled) < 600
-    for h in handles[990:]:
-        h.cancel()
+    loop.call_soon(loop.stop)
+    loop.run_forever()  # one iteration sweeps them
+    assert len(loop._scheduled) == 10
+    assert loop._timer_cancelled_count == 0
+    for h in handles[990:995]:
+        h.cancel()  # too few to sweep: counted, and skipped when they come up
     loop.call_soon(loop.stop)
     loop.run_forever()
-    assert len(loop._scheduled) < 600
-    assert loop._timer_cancelled_count == sum(e[2].cancelled() for e in loop._scheduled)
+    assert len(loop._scheduled) == 10
+    assert loop._timer_cancelled_count == sum(e[2].cancelled() for e in loop._scheduled) == 5
+    for h in handles[995:]:
+        h.cancel()
 
 
 def test_zero_and_negative_delays_run_next_iteration(loop):

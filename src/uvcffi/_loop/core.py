@@ -32,9 +32,9 @@ iteration that may sleep, for the absolute due time ``ceil(when * 1000)`` ms mea
 libuv's own cached clock (``uvc_timer_start_at``), and re-armed only when the earliest
 deadline changed.  So scheduling a timer costs a tuple and a ``heappush`` and no C call,
 and cancelling one only marks it, as in asyncio; cancelled entries are dropped when they
-reach the top of the heap, or all at once when they are more than half of a heap of at
-least :data:`_MIN_CANCELLED_SWEEP` entries (so that many long timeouts cancelled early, the
-fate of most ``wait_for`` timeouts, cannot pile up).
+reach the top of the heap, or all at once, at the start of an iteration, when they are
+more than half of a heap of at least :data:`_MIN_CANCELLED_SWEEP` entries (so that many
+long timeouts cancelled early, the fate of most ``wait_for`` timeouts, cannot pile up).
 
 A timer is due when ``loop.time()`` -- ``time.monotonic()``, as in asyncio -- has reached
 its ``when``: after ``uv_run`` returns, every due entry leaves the heap in deadline order
@@ -350,6 +350,10 @@ class LoopCore(asyncio.AbstractEventLoop):
             if before_poll is not None:
                 self._before_poll = None
                 before_poll()
+            if scheduled:
+                cancelled = self._timer_cancelled_count
+                if cancelled > _MIN_CANCELLED_SWEEP and cancelled * 2 > len(scheduled):
+                    self._sweep_cancelled_timers()
             if ready or self._stopping:
                 nevents = uv_run(uv_ptr, RUN_NOWAIT)
             else:
@@ -584,14 +588,15 @@ class LoopCore(asyncio.AbstractEventLoop):
         return timer
 
     def _timer_handle_cancelled(self, timer: Any) -> None:
-        """A pending TimerHandle was cancelled: leave its entry, sweep when they pile up."""
+        """A pending TimerHandle was cancelled: its entry stays until the next iteration
+        sweeps (or pops) it, so a burst of cancellations costs one sweep at most."""
         self._timer_cancelled_count += 1
-        count = self._timer_cancelled_count
-        if count > _MIN_CANCELLED_SWEEP and count * 2 > len(self._scheduled):
-            kept = [entry for entry in self._scheduled if not entry[2]._cancelled]
-            heapq.heapify(kept)
-            self._scheduled[:] = kept
-            self._timer_cancelled_count = 0
+
+    def _sweep_cancelled_timers(self) -> None:
+        kept = [entry for entry in self._scheduled if not entry[2]._cancelled]
+        heapq.heapify(kept)
+        self._scheduled[:] = kept
+        self._timer_cancelled_count = 0
 
     def time(self) -> float:
         return _monotonic()
