@@ -272,19 +272,19 @@ class Future:
         return True
 
     def __schedule_callbacks(self):
-        callbacks = self._callbacks
-        if not callbacks:
+        todo = self._callbacks
+        if not todo:
             return
-        todo = callbacks[:]
-        callbacks.clear()
+        # A fresh list instead of copying and clearing: nothing else holds it.
+        self._callbacks = []
         loop = self._loop
         for fn, ctx in todo:
             if type(fn) is _TaskWakeup:
                 task = fn.__self__
                 # The conditions of _TaskWakeup's docstring: queue the task itself.
-                if (task._loop is loop and ctx is task._context and task._ready_ok
-                        and not task._queued and not loop._closed and not loop._debug):
-                    task._queued = True
+                if (task._idle and task._loop is loop and ctx is task._context
+                        and not loop._closed and not loop._debug):
+                    task._idle = False
                     task._step_fut = self
                     loop._ready.append(task)
                     continue
@@ -357,17 +357,16 @@ class Future:
             raise InvalidStateError(f'{self._state}: {self!r}')
         self._result = result
         self._state = _FINISHED
-        callbacks = self._callbacks
-        if callbacks:  # __schedule_callbacks(), inlined on this hot path
-            todo = callbacks[:]
-            callbacks.clear()
+        todo = self._callbacks
+        if todo:  # __schedule_callbacks(), inlined on this hot path
+            self._callbacks = []
             loop = self._loop
             for fn, ctx in todo:
                 if type(fn) is _TaskWakeup:
                     task = fn.__self__
-                    if (task._loop is loop and ctx is task._context and task._ready_ok
-                            and not task._queued and not loop._closed and not loop._debug):
-                        task._queued = True
+                    if (task._idle and task._loop is loop and ctx is task._context
+                            and not loop._closed and not loop._debug):
+                        task._idle = False
                         task._step_fut = self
                         loop._ready.append(task)
                         continue

@@ -28,6 +28,7 @@ import contextvars
 import inspect
 import itertools
 import sys
+import types
 from asyncio import base_tasks, coroutines, events, format_helpers, futures
 from asyncio import tasks as _aio_tasks
 
@@ -50,6 +51,9 @@ _PY312 = sys.version_info >= (3, 12)
 _PY313 = sys.version_info >= (3, 13)
 
 _iscoroutine = asyncio.iscoroutine
+# The type of ``async def`` coroutines: accepted without asyncio's (Python)
+# iscoroutine call, which handles every other kind of coroutine.
+_CoroutineType = types.CoroutineType
 _isgenerator = inspect.isgenerator
 _get_loop = futures._get_loop
 _copy_context = contextvars.copy_context
@@ -91,10 +95,11 @@ class Task(Future):
     __slots__ = (
         '_name', '_num_cancels_requested', '_must_cancel', '_fut_waiter',
         '_coro', '_context', '_log_destroy_pending',
-        # The ready-item state (see _run): whether the loop's type accepts
-        # ready items, whether the task is queued, and the argument of the
-        # queued step (an exception to throw in, or the future that woke it).
-        '_ready_ok', '_queued', '_step_exc', '_step_fut',
+        # The ready-item state (see _run): _idle is true while the task may
+        # queue itself (its loop's type accepts ready items and it is not
+        # queued already); then the argument of the queued step (an exception
+        # to throw in, or the future that woke the task).
+        '_idle', '_step_exc', '_step_fut',
         # The _TaskWakeup registered on awaited futures, made on first await.
         '_wakeup_cb',
     )
@@ -126,7 +131,7 @@ class Task(Future):
             self._source_traceback = _extract_stack(sys._getframe(2))
         else:
             self._source_traceback = None
-        if not _iscoroutine(coro):
+        if type(coro) is not _CoroutineType and not _iscoroutine(coro):
             # No "destroyed but pending" report for a task that never was.
             self._log_destroy_pending = False
             raise TypeError(f'a coroutine was expected, got {coro!r}')
@@ -142,8 +147,7 @@ class Task(Future):
             self._context = _copy_context()
         else:
             self._context = context
-        self._ready_ok = getattr(type(loop), '_accepts_ready_items', False)
-        self._queued = False
+        self._idle = getattr(type(loop), '_accepts_ready_items', False)
         self._step_exc = None
         self._step_fut = None
         self._wakeup_cb = None
@@ -158,8 +162,8 @@ class Task(Future):
         and other callbacks is asyncio's.
         """
         loop = self._loop
-        if self._ready_ok and not self._queued and not loop._closed and not loop._debug:
-            self._queued = True
+        if self._idle and not loop._closed and not loop._debug:
+            self._idle = False
             self._step_exc = exc
             loop._ready.append(self)
         elif exc is None:
@@ -174,13 +178,19 @@ class Task(Future):
         reported to the loop's exception handler like Handle._run reports
         them (SystemExit and KeyboardInterrupt propagate).
         """
-        self._queued = False
+        self._idle = True
         fut = self._step_fut
         exc = self._step_exc
         try:
             if fut is not None:
                 self._step_fut = None
-                self._context.run(_task_wakeup, self, fut)
+                cls = fut.__class__
+                if ((cls is Future or cls is Task) and fut._state == _FINISHED
+                        and fut._exception is None):
+                    # __wakeup's first case, inlined: step without a result.
+                    self._context.run(_task_step, self)
+                else:
+                    self._context.run(_task_wakeup, self, fut)
             elif exc is None:
                 self._context.run(_task_step, self)
             else:
@@ -190,7 +200,7 @@ class Task(Future):
             raise
         except BaseException as error:
             self.__report_step_error(error, fut, exc)
-        self = None  # break cycles when an exception occurs
+            self = None  # break cycles through the error's traceback
 
     def __report_step_error(self, error, fut, exc):
         # Describe the step as the Handle that asyncio would have run for it.
@@ -382,9 +392,8 @@ class Task(Future):
                 if result is None:
                     # A bare yield (asyncio.sleep(0)) gives up one loop iteration.
                     # __schedule_step(), inlined on this hot path.
-                    if (self._ready_ok and not self._queued and not loop._closed
-                            and not loop._debug):
-                        self._queued = True
+                    if self._idle and not loop._closed and not loop._debug:
+                        self._idle = False
                         loop._ready.append(self)
                     else:
                         loop.call_soon(self.__step, context=self._context)
