@@ -461,3 +461,24 @@ def test_task_context_argument(loop):
 
     assert loop.run_until_complete(loop.create_task(read(), context=ctx)) == "task-ctx"
     assert loop.run_until_complete(loop.create_task(read())) == "missing"
+
+
+def test_debug_switched_on_while_a_task_step_is_queued(loop, caplog):
+    # A task queued on the ready deque without a Handle (uvcffi, debug off) and run once
+    # debug mode is on: a slow step is reported as the task, like any slow step.
+    import logging
+
+    async def slow():
+        time.sleep(0.06)
+
+    loop.slow_callback_duration = 0.05
+
+    async def main():
+        task = loop.create_task(slow())
+        loop.set_debug(True)
+        await task
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_until_complete(main())
+    loop.set_debug(False)
+    assert any("Executing <Task" in r.getMessage() for r in caplog.records)

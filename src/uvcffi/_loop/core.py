@@ -821,8 +821,11 @@ def _context_of(context: dict[str, Any]) -> contextvars.Context | None:
 
 
 def _format_handle(handle: Any) -> str:
-    """A slow callback that is a task step is reported as the task."""
-    task = getattr(handle._callback, "__self__", None)
+    """A slow callback that is a task step is reported as the task.  A ready item that is
+    not a Handle (a Task queued itself before debug mode was switched on) is its own repr."""
+    if isinstance(handle, (asyncio.Task, Task)):
+        return repr(handle)
+    task = getattr(getattr(handle, "_callback", None), "__self__", None)
     if isinstance(task, (asyncio.Task, Task)):
         return repr(task)
     return str(handle)
