@@ -482,3 +482,18 @@ def test_debug_switched_on_while_a_task_step_is_queued(loop, caplog):
         loop.run_until_complete(main())
     loop.set_debug(False)
     assert any("Executing <Task" in r.getMessage() for r in caplog.records)
+
+
+def test_timer_set_after_a_long_callback_is_not_late(loop):
+    # libuv measures sleeps from the time it cached at its last iteration; a callback that
+    # blocked for 0.3 s must not make a 10 ms timer it starts wait 0.3 s longer.
+    done = loop.create_future()
+
+    def blocker():
+        time.sleep(0.3)
+        start = loop.time()
+        loop.call_later(0.01, lambda: done.set_result(loop.time() - start))
+
+    loop.call_soon(blocker)
+    late = loop.run_until_complete(asyncio.wait_for(done, 5))
+    assert 0.01 <= late < 0.2

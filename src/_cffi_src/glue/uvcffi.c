@@ -63,6 +63,10 @@ static int uvc_run(uvc_loop_t* l, int mode) {
   if (mode == UV_RUN_NOWAIT) {
     uv_run(&l->uv, UV_RUN_NOWAIT);
   } else {
+    /* uv_run(ONCE) computes how long to sleep from its cached "now", which it refreshes
+     * only after polling; Python ran since the last iteration, maybe for long, so a timer
+     * already due would otherwise still be slept for (as long as that Python code ran). */
+    uv_update_time(&l->uv);
 #ifndef PYPY_VERSION
     PyThreadState* ts = PyEval_SaveThread();
     uv_run(&l->uv, (uv_run_mode) mode);
