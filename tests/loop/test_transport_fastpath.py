@@ -324,3 +324,47 @@ def test_a_mutable_buffer_may_change_once_write_returned(loop):
         await close_server(server)
 
     run(loop, main())
+
+
+class AddressRecorder(asyncio.Protocol):
+    """Records the transport's address info when the connection is lost."""
+
+    def __init__(self):
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def connection_lost(self, exc):
+        t = self.transport
+        self.lost.set_result((t.get_extra_info("sockname"), t.get_extra_info("peername")))
+
+
+def test_address_info_outlives_the_connection_and_socket_is_made_on_demand(loop):
+    async def main():
+        recorders = []
+
+        def factory():
+            recorders.append(AddressRecorder())
+            return recorders[-1]
+
+        server, port = await start_tcp_server(loop, factory)
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        await wait_until(lambda: len(recorders) == 2, what="two accepted connections")
+        server_side = recorders[0].transport
+        tsock = server_side.get_extra_info("socket")
+        assert tsock is not None and tsock.fileno() >= 0
+        assert tsock.getpeername() == server_side.get_extra_info("peername")
+        assert server_side.get_extra_info("socket") is tsock  # made once
+        assert server_side.get_extra_info("nonexistent", "dflt") == "dflt"
+        local = [c.getpeername() for c in clients]
+        peers = {c.getsockname() for c in clients}
+        for c in clients:
+            c.close()  # the peer goes first: getpeername() would now fail
+        names = [await r.lost for r in recorders]
+        await close_server(server)
+        return local, peers, names
+
+    local, peers, names = run(loop, main())
+    assert [n[0] for n in names] == local
+    assert {n[1] for n in names} == peers

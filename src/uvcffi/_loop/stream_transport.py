@@ -56,6 +56,16 @@ def _set_result_unless_cancelled(fut: Any, result: Any) -> None:
         fut.set_result(result)
 
 
+#: The empty drain-waiter list every transport starts with (never appended to).
+_NO_WAITERS: list[Any] = []
+#: The last local address a transport recorded, shared by the next ones that have it.
+_last_sockname: Any = None
+
+
+def _ignore_status(status: int) -> None:
+    pass
+
+
 class ReadyCall:
     """A transport's delivery callback as a ready-queue item without a Handle (see
     ``LoopCore._accepts_ready_items``), used while the loop is not in debug mode.
@@ -128,35 +138,26 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
         self._delivery_queued = False
         # Deliveries run in a copy of the context current now, as asyncio's reader
         # callback does.  The Handle serves debug mode (and names the callback in error
-        # reports); otherwise the handle-free ReadyCall goes into the ready queue.
-        context = contextvars.copy_context()
-        self._deliver_handle = Handle(self._deliver, (), loop, context)
-        self._delivery: Any = (
-            ReadyCall(self._deliver, context)
-            if getattr(loop, "_accepts_ready_items", False) else self._deliver_handle
-        )
+        # reports); otherwise the handle-free ReadyCall goes into the ready queue.  Both
+        # are made on first need (_delivery_item): an idle connection -- most of a busy
+        # server's -- never needs them, and they are a third of its Python memory.
+        self._read_context = contextvars.copy_context()
+        self._deliver_handle: Handle | None = None
+        self._delivery: Any = None
         self._low_water = 0
         self._high_water = 0
         self._sendfile_running = False
-        self._drain_waiters: list[Any] = []
+        self._drain_waiters: list[Any] = _NO_WAITERS  # a list of its own once one waits
         self._set_write_buffer_limits()
         self.set_protocol(protocol)
 
+        # on_write is set when a write is first queued (see _note_queued): an idle
+        # connection keeps one bound method, not three.
         stream.on_read = self._on_read
-        stream.on_write = self._on_write
-        stream.on_shutdown = self._on_shutdown
+        stream.on_shutdown = _ignore_status  # errors surface through reads and writes
         if server is not None:
             server._attach()
-        self._extra.setdefault("socket", None)
-        sock_obj = self._socket()
-        if sock_obj is not None:
-            self._extra["socket"] = trsock.TransportSocket(sock_obj)
-            for key, getter in (("sockname", sock_obj.getsockname),
-                                ("peername", sock_obj.getpeername)):
-                try:
-                    self._extra[key] = getter()
-                except OSError:
-                    self._extra[key] = None
+        self._set_address_info()
 
         loop.call_soon(self._protocol.connection_made, self)
         loop.call_soon(self._start_reading)
@@ -178,6 +179,56 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
         return "<{}>".format(" ".join(info))
 
     # -- the socket object -----------------------------------------------------------------
+
+    def _set_address_info(self) -> None:
+        """Record "sockname" and "peername" now, as asyncio does (the peer's address must
+        outlive the connection).  The socket object for "socket" is made only if asked for
+        (get_extra_info): an idle connection does not pay for it."""
+        global _last_sockname
+        sock = self._sock
+        if sock is None:
+            if self._stream.closed:
+                return
+            try:
+                sock = socket.socket(self._family, socket.SOCK_STREAM, 0,
+                                     fileno=self._stream.fileno())
+            except OSError:
+                return
+            temporary = True
+        else:
+            temporary = False
+        try:
+            try:
+                sockname = sock.getsockname()
+                # The connections a server accepts share its address: one tuple for all
+                # of them, not one each (it is immutable).
+                if sockname == _last_sockname:
+                    sockname = _last_sockname
+                else:
+                    _last_sockname = sockname
+            except OSError:
+                sockname = None
+            self._extra["sockname"] = sockname
+            try:
+                self._extra["peername"] = sock.getpeername()
+            except OSError:
+                self._extra["peername"] = None
+        finally:
+            if temporary:
+                fd = sock.detach()
+                # PyPy's socket.socket(fileno=) made the fd blocking; libuv needs it not.
+                os.set_blocking(fd, False)
+            else:
+                self._make_transport_socket()
+
+    def _make_transport_socket(self) -> None:
+        sock = self._socket()
+        self._extra["socket"] = None if sock is None else trsock.TransportSocket(sock)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "socket" and "socket" not in self._extra:
+            self._make_transport_socket()
+        return self._extra.get(name, default)
 
     def _socket(self) -> socket.socket | None:
         if self._sock is None and not self._stream.closed:
@@ -257,12 +308,30 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
             # _queue_delivery, inlined (once per chunk read).
             self._delivery_queued = True
             loop = self._loop
-            loop._ready.append(self._deliver_handle if loop._debug else self._delivery)
+            item = self._deliver_handle if loop._debug else self._delivery
+            loop._ready.append(item if item is not None else self._delivery_item(loop._debug))
 
     def _queue_delivery(self) -> None:
         self._delivery_queued = True
         loop = self._loop
-        loop._ready.append(self._deliver_handle if loop._debug else self._delivery)
+        item = self._deliver_handle if loop._debug else self._delivery
+        loop._ready.append(item if item is not None else self._delivery_item(loop._debug))
+
+    def _delivery_item(self, debug: bool) -> Any:
+        """The ready-queue item that runs _deliver, made the first time it is needed: a
+        Handle in debug mode (or on a loop that takes only Handles), else a ReadyCall."""
+        if debug or not getattr(self._loop, "_accepts_ready_items", False):
+            handle = self._deliver_handle
+            if handle is None:
+                handle = Handle(self._deliver, (), self._loop, self._read_context)
+                self._deliver_handle = handle
+            if not debug:
+                self._delivery = handle
+            return handle
+        item = self._delivery
+        if item is None:
+            item = self._delivery = ReadyCall(self._deliver, self._read_context)
+        return item
 
     def _deliver(self) -> None:
         self._delivery_queued = False
@@ -293,7 +362,7 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
         except BaseException as exc:
             # Only a failure of the transport's own error handling gets here; the
             # ReadyCall has no Handle._run to report it.
-            report_as_handle(self._deliver_handle, exc)
+            report_as_handle(self._delivery_item(True), exc)
 
     def _data_received(self, data: bytes) -> None:
         protocol = self._protocol
@@ -367,6 +436,8 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
         try:
             if not stream.send(data):
                 return
+            if stream.on_write is None:
+                stream.on_write = self._on_write
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -391,6 +462,8 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
         try:
             if not stream.send(data):
                 return
+            if stream.on_write is None:
+                stream.on_write = self._on_write
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -426,9 +499,6 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
             self._conn_lost += 1
             self._loop._ready.append(Handle(self._call_connection_lost, (None,), self._loop, None))
 
-    def _on_shutdown(self, status: int) -> None:
-        pass  # errors surface through reads and writes
-
     def can_write_eof(self) -> bool:
         return True
 
@@ -453,7 +523,7 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
 
     def _wake_drain_waiters(self, exc: BaseException | None) -> None:
         waiters = self._drain_waiters
-        self._drain_waiters = []
+        self._drain_waiters = _NO_WAITERS
         for fut in waiters:
             if fut.done():
                 continue
@@ -469,6 +539,8 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
         if self.get_write_buffer_size() <= self._high_water:
             return
         fut = self._loop.create_future()
+        if self._drain_waiters is _NO_WAITERS:
+            self._drain_waiters = []
         self._drain_waiters.append(fut)
         await fut
 
