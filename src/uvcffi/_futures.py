@@ -36,6 +36,17 @@ Two deliberate differences in *how* (not *what*):
   future on CPython 3.11 and turn ~8 ns into ~50 ns on PyPy, where the JIT can
   no longer remove the allocation; on the exception path the logger object
   costs about what the ``__del__`` would.
+
+* The first done callback is kept in two slots (``_callback0``/``_context0``),
+  as the C ``asyncio.Future`` does; a list of ``(fn, context)`` tuples
+  (``_more_callbacks``) is only made for a second one.  Most futures and tasks
+  get at most one callback (the awaiting task's wakeup, gather's or wait's
+  callback), so this saves a list and a tuple per future -- two objects the
+  cyclic GC would otherwise allocate, traverse and free.  Invariant:
+  ``_context0 is None`` means no callbacks at all (a stored context is never
+  None, so the callback itself may be anything, None included).
+  ``_callbacks`` is a read-only property that builds asyncio's list view,
+  for asyncio's own repr helpers and for introspection.
 """
 
 import asyncio
@@ -121,6 +132,30 @@ def _format_callbacks(callbacks):
     return f'cb=[{text}]'
 
 
+def _callbacks_of(fut):
+    """The pending done callbacks of ``fut`` as asyncio's list of (fn, context)."""
+    ctx0 = fut._context0
+    if ctx0 is None:
+        return []
+    first = [(fut._callback0, ctx0)]
+    more = fut._more_callbacks
+    return first + more if more else first
+
+
+def _schedule_callback(fut, loop, fn, ctx):
+    """Schedule one done callback of ``fut`` (done) on ``loop``."""
+    if type(fn) is _TaskWakeup:
+        task = fn.__self__
+        # The conditions of _TaskWakeup's docstring: queue the task itself.
+        if (task._idle and task._loop is loop and ctx is task._context
+                and not loop._closed and not loop._debug):
+            task._idle = False
+            task._step_fut = fut
+            loop._ready.append(task)
+            return
+    loop.call_soon(fn, fut, context=ctx)
+
+
 def _future_repr_info(fut):
     """The words of ``repr(fut)`` after the class name, as asyncio prints them."""
     state = fut._state
@@ -130,8 +165,8 @@ def _future_repr_info(fut):
             info.append(f'exception={fut._exception!r}')
         else:
             info.append(f'result={reprlib.repr(fut._result)}')
-    if fut._callbacks:
-        info.append(_format_callbacks(fut._callbacks))
+    if fut._context0 is not None:
+        info.append(_format_callbacks(_callbacks_of(fut)))
     if fut._source_traceback:
         frame = fut._source_traceback[-1]
         info.append(f'created at {frame[0]}:{frame[1]}')
@@ -178,7 +213,8 @@ class Future:
 
     __slots__ = (
         '_loop', '_state', '_result', '_exception', '_exception_tb',
-        '_callbacks', '_source_traceback', '_cancel_message', '_cancelled_exc',
+        '_callback0', '_context0', '_more_callbacks', '_source_traceback',
+        '_cancel_message', '_cancelled_exc',
         '_asyncio_future_blocking', '_tb_logger', '__weakref__',
     )
 
@@ -193,7 +229,9 @@ class Future:
         self._result = None
         self._exception = None
         self._exception_tb = None
-        self._callbacks = []
+        self._callback0 = None
+        self._context0 = None
+        self._more_callbacks = None
         self._cancel_message = None
         self._cancelled_exc = None
         self._asyncio_future_blocking = False
@@ -211,6 +249,12 @@ class Future:
 
     def _repr_info(self):
         return _future_repr_info(self)
+
+    @property
+    def _callbacks(self):
+        # Read by asyncio.base_futures._future_repr_info; a fresh list, read-only
+        # like the C Future's (which gives None rather than an empty list).
+        return _callbacks_of(self)
 
     # -- "exception was never retrieved" bookkeeping ---------------------
 
@@ -272,23 +316,18 @@ class Future:
         return True
 
     def __schedule_callbacks(self):
-        todo = self._callbacks
-        if not todo:
+        ctx = self._context0
+        if ctx is None:
             return
-        # A fresh list instead of copying and clearing: nothing else holds it.
-        self._callbacks = []
+        fn = self._callback0
+        more = self._more_callbacks
+        # Cleared first, as asyncio does: a failing call_soon loses the rest.
+        self._callback0 = self._context0 = self._more_callbacks = None
         loop = self._loop
-        for fn, ctx in todo:
-            if type(fn) is _TaskWakeup:
-                task = fn.__self__
-                # The conditions of _TaskWakeup's docstring: queue the task itself.
-                if (task._idle and task._loop is loop and ctx is task._context
-                        and not loop._closed and not loop._debug):
-                    task._idle = False
-                    task._step_fut = self
-                    loop._ready.append(task)
-                    continue
-            loop.call_soon(fn, self, context=ctx)
+        _schedule_callback(self, loop, fn, ctx)
+        if more is not None:
+            for fn, ctx in more:
+                _schedule_callback(self, loop, fn, ctx)
 
     def cancelled(self):
         """Return True if the future was cancelled."""
@@ -340,15 +379,30 @@ class Future:
         else:
             if context is None:
                 context = _copy_context()
-            self._callbacks.append((fn, context))
+            if self._context0 is None:
+                self._callback0 = fn
+                self._context0 = context
+            else:
+                more = self._more_callbacks
+                if more is None:
+                    self._more_callbacks = [(fn, context)]
+                else:
+                    more.append((fn, context))
 
     def remove_done_callback(self, fn):
         """Remove every registration of ``fn``; return how many were removed."""
-        callbacks = self._callbacks
+        if self._context0 is None:
+            return 0
+        callbacks = _callbacks_of(self)
+        # != as asyncio compares (no identity shortcut), on a snapshot.
         kept = [(f, ctx) for (f, ctx) in callbacks if f != fn]
         removed = len(callbacks) - len(kept)
         if removed:
-            callbacks[:] = kept
+            if kept:
+                self._callback0, self._context0 = kept[0]
+                self._more_callbacks = kept[1:] or None
+            else:
+                self._callback0 = self._context0 = self._more_callbacks = None
         return removed
 
     def set_result(self, result):
@@ -357,20 +411,26 @@ class Future:
             raise InvalidStateError(f'{self._state}: {self!r}')
         self._result = result
         self._state = _FINISHED
-        todo = self._callbacks
-        if todo:  # __schedule_callbacks(), inlined on this hot path
-            self._callbacks = []
+        ctx = self._context0
+        if ctx is not None:  # __schedule_callbacks(), inlined on this hot path
+            fn = self._callback0
+            more = self._more_callbacks
+            self._callback0 = self._context0 = self._more_callbacks = None
             loop = self._loop
-            for fn, ctx in todo:
-                if type(fn) is _TaskWakeup:
-                    task = fn.__self__
-                    if (task._idle and task._loop is loop and ctx is task._context
-                            and not loop._closed and not loop._debug):
-                        task._idle = False
-                        task._step_fut = self
-                        loop._ready.append(task)
-                        continue
+            if type(fn) is _TaskWakeup:
+                task = fn.__self__
+                if (task._idle and task._loop is loop and ctx is task._context
+                        and not loop._closed and not loop._debug):
+                    task._idle = False
+                    task._step_fut = self
+                    loop._ready.append(task)
+                else:
+                    loop.call_soon(fn, self, context=ctx)
+            else:
                 loop.call_soon(fn, self, context=ctx)
+            if more is not None:
+                for fn, ctx in more:
+                    _schedule_callback(self, loop, fn, ctx)
 
     def set_exception(self, exception):
         """Mark the future done with ``exception``; InvalidStateError if already done."""

@@ -121,7 +121,9 @@ class Task(Future):
         self._result = None
         self._exception = None
         self._exception_tb = None
-        self._callbacks = []
+        self._callback0 = None
+        self._context0 = None
+        self._more_callbacks = None
         self._cancel_message = None
         self._cancelled_exc = None
         self._asyncio_future_blocking = False
@@ -408,7 +410,12 @@ class Task(Future):
                     wakeup = self._wakeup_cb
                     if wakeup is None:
                         wakeup = self._wakeup_cb = _TaskWakeup(self)
-                    result._callbacks.append((wakeup, self._context))
+                    # add_done_callback(wakeup, context=...), inlined.
+                    if result._context0 is None:
+                        result._callback0 = wakeup
+                        result._context0 = self._context
+                    else:
+                        result.add_done_callback(wakeup, context=self._context)
                     self._fut_waiter = result
                     if self._must_cancel:
                         if result.cancel(msg=self._cancel_message):

@@ -347,6 +347,51 @@ def test_remove_done_callback_returns_count(loop, future_cls):
     assert seen == ['b', 'c']
 
 
+def test_callbacks_keep_their_order_across_removals(loop, future_cls):
+    # Our Future keeps the first callback apart from the others (as the C one
+    # does): removing it, or all of them, must not reorder what comes next.
+    fut = future_cls(loop=loop)
+    seen = []
+
+    def cb(name):
+        return lambda f: seen.append(name)
+
+    a, b, c, d, e = (cb(n) for n in 'abcde')
+    fut.add_done_callback(a)
+    fut.add_done_callback(b)
+    fut.add_done_callback(c)
+    assert fut.remove_done_callback(a) == 1
+    fut.add_done_callback(d)
+    assert [f for f, _ in fut._callbacks] == [b, c, d]
+    assert fut.remove_done_callback(b) == 1
+    assert fut.remove_done_callback(c) == 1
+    assert fut.remove_done_callback(d) == 1
+    assert not fut._callbacks
+    assert fut.remove_done_callback(d) == 0
+    fut.add_done_callback(e)
+    fut.add_done_callback(a)
+    fut.set_result(None)
+    assert not fut._callbacks
+    _drain(loop)
+    assert seen == ['e', 'a']
+
+
+def test_none_is_kept_as_a_callback(loop, future_cls, reports):
+    # asyncio stores whatever it is given; calling None fails only when the
+    # future is done, through the loop's exception handler.
+    fut = future_cls(loop=loop)
+    fut.add_done_callback(None)
+    [(fn, ctx)] = fut._callbacks
+    assert fn is None and isinstance(ctx, contextvars.Context)
+    assert fut.remove_done_callback(None) == 1
+    assert not fut._callbacks
+    fut.add_done_callback(None)
+    fut.set_result(1)
+    _drain(loop)
+    assert len(reports) == 1
+    assert isinstance(reports[0]['exception'], TypeError)
+
+
 def test_remove_done_callback_after_scheduling_is_too_late(loop, future_cls):
     fut = future_cls(loop=loop)
     seen = []
