@@ -128,7 +128,9 @@ class Task(Future):
         self._cancelled_exc = None
         self._asyncio_future_blocking = False
         self._tb_logger = None
-        if loop.get_debug():
+        idle = self._idle = getattr(type(loop), '_accepts_ready_items', False)
+        # LoopCore (the loops whose tasks may idle) has _debug: no method call.
+        if loop._debug if idle else loop.get_debug():
             # frame 0 is this method, 1 is __init__: start at its caller.
             self._source_traceback = _extract_stack(sys._getframe(2))
         else:
@@ -138,7 +140,9 @@ class Task(Future):
             self._log_destroy_pending = False
             raise TypeError(f'a coroutine was expected, got {coro!r}')
         if name is None:
-            self._name = f'Task-{_task_name_counter()}'
+            # The number now (names follow creation order), the string when
+            # asked for (get_name): most tasks are never named.
+            self._name = _task_name_counter()
         else:
             self._name = str(name)
         self._num_cancels_requested = 0
@@ -149,7 +153,6 @@ class Task(Future):
             self._context = _copy_context()
         else:
             self._context = context
-        self._idle = getattr(type(loop), '_accepts_ready_items', False)
         self._step_exc = None
         self._step_fut = None
         self._wakeup_cb = None
@@ -223,15 +226,27 @@ class Task(Future):
         def __init__(self, coro, *, loop=None, name=None, context=None,
                      eager_start=False):
             self.__setup(coro, loop, name, context)
-            if eager_start and _EAGER and self._loop.is_running():
+            loop = self._loop
+            if eager_start and _EAGER and loop.is_running():
                 self.__eager_start()
             else:
-                self.__schedule_step()
+                # __schedule_step(), inlined: every task starts this way.
+                if self._idle and not loop._closed and not loop._debug:
+                    self._idle = False
+                    loop._ready.append(self)
+                else:
+                    loop.call_soon(self.__step, context=self._context)
                 _register_task(self)
     else:
         def __init__(self, coro, *, loop=None, name=None, context=None):
             self.__setup(coro, loop, name, context)
-            self.__schedule_step()
+            loop = self._loop
+            # __schedule_step(), inlined: every task starts this way.
+            if self._idle and not loop._closed and not loop._debug:
+                self._idle = False
+                loop._ready.append(self)
+            else:
+                loop.call_soon(self.__step, context=self._context)
             _register_task(self)
 
     def __del__(self):
@@ -270,7 +285,10 @@ class Task(Future):
         return self._context
 
     def get_name(self):
-        return self._name
+        name = self._name
+        if name.__class__ is int:  # the counter value stored by __setup
+            name = self._name = f'Task-{name}'
+        return name
 
     def set_name(self, value):
         self._name = str(value)

@@ -166,6 +166,18 @@ def test_default_names_count_up(loop, task_cls, run):
     run(asyncio.gather(t1, t2))
 
 
+def test_default_names_are_numbered_at_creation(loop, task_cls, run):
+    # Our Task formats its default name only when asked: the number must still
+    # be the one of its creation, whatever order the names are read in.
+    t1 = task_cls(returns(1), loop=loop)
+    t2 = task_cls(returns(2), loop=loop)
+    n2 = int(t2.get_name().split('-')[1])
+    assert repr(t1).startswith(f"<Task pending name='Task-{n2 - 1}' ")
+    assert t1.get_name() == f'Task-{n2 - 1}'
+    assert t2.get_name() == f'Task-{n2}'
+    run(asyncio.gather(t1, t2))
+
+
 def test_explicit_names(loop, task_cls, run):
     task = task_cls(returns(1), loop=loop, name='worker')
     assert task.get_name() == 'worker'
