@@ -299,9 +299,10 @@ class LoopCore(asyncio.AbstractEventLoop):
             entry[2]._scheduled = False
         self._scheduled.clear()
         self._timer_cancelled_count = 0
-        for sock in list(self._fd_sockets):
-            sock.detach()
-        self._fd_sockets.clear()
+        if self._fd_sockets:
+            for sock in list(self._fd_sockets):
+                sock.detach()
+            self._fd_sockets.clear()
         kit = self._kit
         if kit is None:
             return

@@ -70,7 +70,7 @@ class UVLoop:
     :meth:`release`.
     """
 
-    __slots__ = ("_ptr", "objects", "free_ids", "_arena", "__weakref__")
+    __slots__ = ("_ptr", "objects", "free_ids", "_arena", "_recycle_cache", "__weakref__")
 
     def __init__(self) -> None:
         err = ffi.new("int*")
@@ -83,6 +83,7 @@ class UVLoop:
         # One buffer object over the read arena, sliced for every read (one copy); made
         # on the first read, as the arena itself is.
         self._arena: Any = None
+        self._recycle_cache: Any = None  # see recycle()
 
     @classmethod
     def closed_stand_in(cls) -> UVLoop:
@@ -92,6 +93,7 @@ class UVLoop:
         self.objects = [None]
         self.free_ids = []
         self._arena = None
+        self._recycle_cache = None
         return self
 
     # -- ids ---------------------------------------------------------------------------
@@ -178,25 +180,34 @@ class UVLoop:
         ptr = self._ptr
         if ptr is None:
             raise RuntimeError("UVLoop is already closed")
+        # The same few handles are kept at every recycling of a loop: their C array and
+        # the id registry they leave behind are made once (a short-lived loop's close
+        # is dominated by such small costs).
+        cache = self._recycle_cache
+        if cache is None or cache[0] != keep:
+            objects_after: list[Any] = [None] * (max(obj._id for obj in keep) + 1)
+            for obj in keep:
+                objects_after[obj._id] = obj
+            free_after = [i for i in range(len(objects_after) - 1, 0, -1)
+                          if objects_after[i] is None]
+            cache = self._recycle_cache = (
+                list(keep), ffi.new("void*[]", [obj._ptr for obj in keep]),
+                ffi.new("int64_t[5]"), objects_after, free_after,
+            )
+        _, handles, stats, objects_after, free_after = cache
+        kept = set(map(id, keep))
         for obj in self.objects:
+            if obj is None or id(obj) in kept:
+                continue
             cancel = getattr(obj, "cancel_request", None)
             if cancel is not None:
                 cancel()
-        kept = {id(obj) for obj in keep}
-        for obj in self.objects:
-            if obj is not None and id(obj) not in kept and hasattr(obj, "_ptr"):
+            if hasattr(obj, "_ptr"):
                 obj._ptr = None
-        handles = ffi.new("void*[]", [obj._ptr for obj in keep])
-        stats = ffi.new("int64_t[5]")
         status = lib.uvc_loop_recycle(ptr, handles, len(keep), stats)
         # Only the kept wrappers still own ids; everything else may be handed out again.
-        objects: list[Any] = [None] * len(self.objects)
-        for obj in keep:
-            objects[obj._id] = obj
-        while len(objects) > 1 and objects[-1] is None:
-            objects.pop()
-        self.objects = objects
-        self.free_ids = [i for i in range(len(objects) - 1, 0, -1) if objects[i] is None]
+        self.objects = list(objects_after)
+        self.free_ids = list(free_after)
         return status == 0, dict(zip(_CLOSE_STATS, stats))
 
     def close(self) -> dict[str, int]:
