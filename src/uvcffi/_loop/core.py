@@ -83,6 +83,7 @@ from .._uv.loop import (
 )
 from .._uv.loop import run_raw as _uv_run
 from .handles import Handle, TimerHandle
+from .handles import report_callback_error as _report_callback_error
 from .kit import Kit, take_kit
 
 logger = logging.getLogger("asyncio")
@@ -104,17 +105,6 @@ _copy_context = contextvars.copy_context
 
 
 _INLINE_RUN = frozenset((Handle, TimerHandle))
-
-if sys.version_info >= (3, 13):  # _format_callback_source grew a debug parameter
-
-    def _FORMAT_DEBUG(debug: bool) -> dict[str, bool]:
-        return {"debug": debug}
-
-else:
-
-    def _FORMAT_DEBUG(debug: bool) -> dict[str, bool]:
-        return {}
-
 
 def _debug_from_environment() -> bool:
     """asyncio's rule: -X dev, or PYTHONASYNCIODEBUG set (unless -E)."""
@@ -390,7 +380,7 @@ class LoopCore(asyncio.AbstractEventLoop):
                         except (SystemExit, KeyboardInterrupt):
                             raise
                         except BaseException as exc:
-                            self._report_callback_error(handle, exc)
+                            _report_callback_error(handle, exc)
                     else:
                         handle._run()
                 handle = None  # don't keep the last callback's arguments alive
@@ -412,20 +402,6 @@ class LoopCore(asyncio.AbstractEventLoop):
                     logger.warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
             finally:
                 self._current_handle = None
-
-    def _report_callback_error(self, handle: Any, exc: BaseException) -> None:
-        """What asyncio's Handle._run reports when a callback raises."""
-        source = asyncio.format_helpers._format_callback_source(
-            handle._callback, handle._args, **_FORMAT_DEBUG(self._debug)
-        )
-        context = {
-            "message": f"Exception in callback {source}",
-            "exception": exc,
-            "handle": handle,
-        }
-        if handle._source_traceback:
-            context["source_traceback"] = handle._source_traceback
-        self.call_exception_handler(context)
 
     def _dispatch(self, events: list[int]) -> None:
         """Turn one batch of libuv events into ready callbacks (no user code runs here)."""

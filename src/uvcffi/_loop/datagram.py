@@ -66,8 +66,8 @@ from .._uv.poll import READABLE, WRITABLE, UVPoll
 from .._uv.udp import UVUDP, make_sockaddr
 from .core import LoopCore
 from .flowcontrol import FlowControl
-from .handles import Handle
-from .stream_transport import ReadyCall, report_as_handle
+from .handles import Handle, report_callback_error
+from .stream_transport import ReadyCall
 
 logger = logging.getLogger("asyncio")
 
@@ -246,7 +246,7 @@ class _DatagramTransport(FlowControl, asyncio.DatagramTransport):
                 # one escaping its reader callback; the rest of the batch is delivered
                 # next iteration, in order.
                 self._requeue_rest()
-                report_as_handle(self._deliver_handle, exc)
+                report_callback_error(self._deliver_handle, exc)
                 return
 
     def _requeue_rest(self) -> None:

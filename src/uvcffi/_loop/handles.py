@@ -14,12 +14,29 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
+from asyncio.format_helpers import _format_callback_source
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from .core import LoopCore
 
 _copy_context = contextvars.copy_context
+# Python 3.13 gave _format_callback_source a debug parameter.
+_FORMAT_TAKES_DEBUG = sys.version_info >= (3, 13)
+
+
+def report_callback_error(handle: Any, exc: BaseException) -> None:
+    """Report ``exc``, escaped from ``handle``'s callback, exactly as ``Handle._run`` does:
+    for callbacks the loop runs inline or through a ready item with no ``_run`` of its own."""
+    loop = handle._loop
+    if _FORMAT_TAKES_DEBUG:
+        source = _format_callback_source(handle._callback, handle._args, debug=loop._debug)
+    else:
+        source = _format_callback_source(handle._callback, handle._args)
+    context = {"message": f"Exception in callback {source}", "exception": exc, "handle": handle}
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    loop.call_exception_handler(context)
 
 
 class Handle(asyncio.Handle):

@@ -30,25 +30,21 @@ import functools
 import logging
 import os
 import socket
-import sys
 import warnings
 from asyncio import trsock
 from asyncio.constants import _SendfileMode
-from asyncio.format_helpers import _format_callback_source
 from typing import Any
 
 from .._errors import exception_for
 from .._uv.stream import UVStream
 from .flowcontrol import FlowControl
-from .handles import Handle
+from .handles import Handle, report_callback_error
 
 logger = logging.getLogger("asyncio")
 
 # After this many writes to a lost connection, warn (as asyncio does).
 LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 _ECANCELED = -errno.ECANCELED
-# Python 3.13's Handle._run formats its callback with the loop's debug flag.
-_FORMAT_TAKES_DEBUG = sys.version_info >= (3, 13)
 
 
 def _set_result_unless_cancelled(fut: Any, result: Any) -> None:
@@ -80,20 +76,6 @@ class ReadyCall:
 
     def __init__(self, callback: Any, context: contextvars.Context) -> None:
         self._run = functools.partial(context.run, callback)
-
-
-def report_as_handle(handle: Handle, exc: BaseException) -> None:
-    """Report ``exc``, escaped from ``handle``'s callback, exactly as ``Handle._run`` does."""
-    if _FORMAT_TAKES_DEBUG:
-        callback = _format_callback_source(handle._callback, handle._args,
-                                           debug=handle._loop.get_debug())
-    else:
-        callback = _format_callback_source(handle._callback, handle._args)
-    context = {"message": f"Exception in callback {callback}", "exception": exc,
-               "handle": handle}
-    if handle._source_traceback:
-        context["source_traceback"] = handle._source_traceback
-    handle._loop.call_exception_handler(context)
 
 
 class UVStreamTransport(FlowControl, asyncio.Transport):
@@ -362,7 +344,7 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
         except BaseException as exc:
             # Only a failure of the transport's own error handling gets here; the
             # ReadyCall has no Handle._run to report it.
-            report_as_handle(self._delivery_item(True), exc)
+            report_callback_error(self._delivery_item(True), exc)
 
     def _data_received(self, data: bytes) -> None:
         protocol = self._protocol
