@@ -195,7 +195,17 @@ class UVLoop:
                 ffi.new("int64_t[5]"), objects_after, free_after,
             )
         _, handles, stats, objects_after, free_after = cache
-        kept = set(map(id, keep))
+        self._let_go(set(map(id, keep)))
+        status = lib.uvc_loop_recycle(ptr, handles, len(keep), stats)
+        # Only the kept wrappers still own ids; everything else may be handed out again.
+        self.objects = list(objects_after)
+        self.free_ids = list(free_after)
+        return status == 0, dict(zip(_CLOSE_STATS, stats))
+
+    def _let_go(self, kept: set[int]) -> None:
+        """Before closing or recycling: cancel the requests still queued for the thread
+        pool (or closing would wait for them) and detach every wrapper whose id is not in
+        ``kept``, since the glue is about to close the handles and free their memory."""
         for obj in self.objects:
             if obj is None or id(obj) in kept:
                 continue
@@ -204,11 +214,6 @@ class UVLoop:
                 cancel()
             if hasattr(obj, "_ptr"):
                 obj._ptr = None
-        status = lib.uvc_loop_recycle(ptr, handles, len(keep), stats)
-        # Only the kept wrappers still own ids; everything else may be handed out again.
-        self.objects = list(objects_after)
-        self.free_ids = list(free_after)
-        return status == 0, dict(zip(_CLOSE_STATS, stats))
 
     def close(self) -> dict[str, int]:
         """Close every handle, wait for every request, free the loop.
@@ -221,17 +226,9 @@ class UVLoop:
         ptr = self._ptr
         if ptr is None:
             raise RuntimeError("UVLoop is already closed")
-        # Requests still queued for the thread pool are cancelled, or closing waits for them.
-        for obj in self.objects:
-            cancel = getattr(obj, "cancel_request", None)
-            if cancel is not None:
-                cancel()
+        self._let_go(set())
         self._ptr = None
         self._arena = None
-        # Detach every wrapper: their memory is about to be freed by the glue.
-        for obj in self.objects:
-            if obj is not None and hasattr(obj, "_ptr"):
-                obj._ptr = None
         stats = ffi.new("int64_t[5]")
         check(lib.uvc_loop_close(ptr, stats))
         self.objects = [None]
