@@ -1,5 +1,7 @@
 """Shared parts of the network workloads (net.py, http.py): not a workload module itself."""
 
+import asyncio
+
 from . import Workload, WrongResult
 
 #: Concurrent connections (or UDP sockets) of every load generator: enough that the server,
@@ -45,6 +47,15 @@ def run_until(loop, fut, timeout, what, progress=None, idle=3.0, alive=None):
     start = loop.time()
     last = [progress() if progress else None, start]
     every = 0.5 if progress else 0.1 if alive else timeout
+    failure = []
+
+    def fail(exc):
+        # A Task refuses set_exception(): cancel it and raise the reason once it is done.
+        if hasattr(fut, "get_coro"):
+            failure.append(exc)
+            fut.cancel()
+        else:
+            fut.set_exception(exc)
 
     def check_on():
         if fut.done():
@@ -52,7 +63,7 @@ def run_until(loop, fut, timeout, what, progress=None, idle=3.0, alive=None):
         if alive is not None:
             why = alive()
             if why:
-                fut.set_exception(WrongResult(f"{what}: {why}"))
+                fail(WrongResult(f"{what}: {why}"))
                 return
         now = loop.time()
         if progress is not None:
@@ -60,17 +71,21 @@ def run_until(loop, fut, timeout, what, progress=None, idle=3.0, alive=None):
             if value != last[0]:
                 last[:] = [value, now]
             elif now - last[1] > idle:
-                fut.set_exception(WrongResult(
+                fail(WrongResult(
                     f"{what}: stalled at {value} for {now - last[1]:.1f} s (data lost?)"))
                 return
         if now - start >= timeout - 0.05:
-            fut.set_exception(WrongResult(f"{what}: not done after {timeout:.0f} s"))
+            fail(WrongResult(f"{what}: not done after {timeout:.0f} s"))
             return
         handles[0] = loop.call_later(min(every, max(0.0, start + timeout - now)), check_on)
 
     handles = [loop.call_later(every, check_on)]
     try:
         return loop.run_until_complete(fut)
+    except asyncio.CancelledError:
+        if failure:
+            raise failure[0] from None
+        raise
     finally:
         handles[0].cancel()
 
