@@ -20,8 +20,9 @@ closes with the endpoint still open -- so the fd is closed exactly once, by libu
 Receiving: libuv reads every datagram into the loop's arena during ``uv_run``; the
 ``_uv`` layer copies it out with its sender's address (which travels in the arena right
 after the data) while the batch is dispatched.  No user code may run then, so the
-datagram is appended to ``_incoming`` and the transport's one pre-built Handle is queued
-to call ``datagram_received`` (or ``error_received`` for a receive error, e.g.
+datagram is appended to ``_incoming`` and the transport's one delivery item (made on the
+first datagram, see ``DeliveryMixin`` in stream_transport.py) is queued to call
+``datagram_received`` (or ``error_received`` for a receive error, e.g.
 ConnectionRefusedError once an ICMP port unreachable came back on a connected socket) for
 everything that arrived in the batch, in order.  Nothing is delivered once ``close()`` or
 ``abort()`` was called.
@@ -67,7 +68,7 @@ from .._uv.udp import UVUDP, make_sockaddr
 from .core import LoopCore
 from .flowcontrol import FlowControl
 from .handles import Handle, report_callback_error
-from .stream_transport import ReadyCall
+from .stream_transport import DeliveryMixin
 
 logger = logging.getLogger("asyncio")
 
@@ -132,7 +133,7 @@ def _numeric_addrinfo(host: Any, port: Any, family: int, proto: int) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
-class _DatagramTransport(FlowControl, asyncio.DatagramTransport):
+class _DatagramTransport(DeliveryMixin, FlowControl, asyncio.DatagramTransport):
     """What both datagram transports share: protocol calls, flow control, closing.
 
     Subclasses provide the I/O: ``_start_reading``, ``_stop_reading``, ``_send_now``
@@ -170,15 +171,10 @@ class _DatagramTransport(FlowControl, asyncio.DatagramTransport):
         # Received datagrams (data, addr) and errors (None, exc) not delivered yet.
         self._incoming: collections.deque[tuple[Any, Any]] = collections.deque()
         self._delivery_queued = False
-        # Deliveries run in a copy of the context current now, as asyncio's reader
-        # callback does: through the Handle in debug mode, else through the handle-free
-        # ReadyCall (see stream_transport.py).
-        context = contextvars.copy_context()
-        self._deliver_handle = Handle(self._deliver, (), loop, context)
-        self._delivery: Any = (
-            ReadyCall(self._deliver, context)
-            if getattr(loop, "_accepts_ready_items", False) else self._deliver_handle
-        )
+        # Deliveries run in a copy of the context current now (DeliveryMixin).
+        self._read_context = contextvars.copy_context()
+        self._deliver_handle: Handle | None = None
+        self._delivery: Any = None
 
     def _announce(self, waiter: Any) -> None:
         loop = self._loop
@@ -219,11 +215,6 @@ class _DatagramTransport(FlowControl, asyncio.DatagramTransport):
         if not self._delivery_queued:
             self._queue_delivery()
 
-    def _queue_delivery(self) -> None:
-        self._delivery_queued = True
-        loop = self._loop
-        loop._ready.append(self._deliver_handle if loop._debug else self._delivery)
-
     def _deliver(self) -> None:
         self._delivery_queued = False
         incoming = self._incoming
@@ -246,7 +237,7 @@ class _DatagramTransport(FlowControl, asyncio.DatagramTransport):
                 # one escaping its reader callback; the rest of the batch is delivered
                 # next iteration, in order.
                 self._requeue_rest()
-                report_callback_error(self._deliver_handle, exc)
+                report_callback_error(self._delivery_item(True), exc)
                 return
 
     def _requeue_rest(self) -> None:
@@ -406,9 +397,11 @@ class _UDPTransport(_DatagramTransport):
             return
         self._incoming.append((data, addr) if exc is None else (None, exc))
         if not self._delivery_queued:
+            # _queue_delivery, inlined (once per datagram).
             self._delivery_queued = True
             loop = self._loop
-            loop._ready.append(self._deliver_handle if loop._debug else self._delivery)
+            item = self._deliver_handle if loop._debug else self._delivery
+            loop._ready.append(item if item is not None else self._delivery_item(loop._debug))
 
     def sendto(self, data: Any, addr: Any = None) -> None:
         # The common case first: bytes to an address sent to before (or on a connected

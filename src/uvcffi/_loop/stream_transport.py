@@ -67,9 +67,9 @@ class ReadyCall:
     ``LoopCore._accepts_ready_items``), used while the loop is not in debug mode.
 
     Running it is one C-level call, ``context.run(callback)``, with no Python frame of its
-    own, so ``callback`` must catch and report its own exceptions (see
-    :func:`report_as_handle`).  The transports capture the context when they are made, as
-    asyncio's reader callbacks do."""
+    own, so ``callback`` must catch and report its own exceptions (with
+    :func:`~uvcffi._loop.handles.report_callback_error`).  The transports capture the
+    context when they are made, as asyncio's reader callbacks do."""
 
     __slots__ = ("_run",)
     _cancelled = False
@@ -78,7 +78,47 @@ class ReadyCall:
         self._run = functools.partial(context.run, callback)
 
 
-class UVStreamTransport(FlowControl, asyncio.Transport):
+class DeliveryMixin:
+    """A transport's one ready-queue item for delivering what it received, made on first
+    need (an idle connection never needs one): a Handle in debug mode -- which also names
+    the callback in error reports -- else a :class:`ReadyCall`.  Both run ``_deliver`` in
+    ``_read_context``, the context current when the transport was made, as asyncio's
+    reader callbacks do.  The owner sets ``_read_context``, ``_deliver_handle = None`` and
+    ``_delivery = None`` and defines ``_deliver``."""
+
+    __slots__ = ()
+
+    _loop: Any
+    _read_context: contextvars.Context
+    _deliver_handle: Handle | None
+    _delivery: Any
+    _delivery_queued: bool
+    _deliver: Any  # the owner's method that delivers what is queued
+
+    def _queue_delivery(self) -> None:
+        self._delivery_queued = True
+        loop = self._loop
+        item = self._deliver_handle if loop._debug else self._delivery
+        loop._ready.append(item if item is not None else self._delivery_item(loop._debug))
+
+    def _delivery_item(self, debug: bool) -> Any:
+        """The ready-queue item that runs _deliver, made the first time it is needed: a
+        Handle in debug mode (or on a loop that takes only Handles), else a ReadyCall."""
+        if debug or not getattr(self._loop, "_accepts_ready_items", False):
+            handle = self._deliver_handle
+            if handle is None:
+                handle = Handle(self._deliver, (), self._loop, self._read_context)
+                self._deliver_handle = handle
+            if not debug:
+                self._delivery = handle
+            return handle
+        item = self._delivery
+        if item is None:
+            item = self._delivery = ReadyCall(self._deliver, self._read_context)
+        return item
+
+
+class UVStreamTransport(DeliveryMixin, FlowControl, asyncio.Transport):
     # loop.sendfile() works on this transport by reading and writing (no os.sendfile yet).
     _sendfile_compatible = _SendfileMode.FALLBACK
 
@@ -292,28 +332,6 @@ class UVStreamTransport(FlowControl, asyncio.Transport):
             loop = self._loop
             item = self._deliver_handle if loop._debug else self._delivery
             loop._ready.append(item if item is not None else self._delivery_item(loop._debug))
-
-    def _queue_delivery(self) -> None:
-        self._delivery_queued = True
-        loop = self._loop
-        item = self._deliver_handle if loop._debug else self._delivery
-        loop._ready.append(item if item is not None else self._delivery_item(loop._debug))
-
-    def _delivery_item(self, debug: bool) -> Any:
-        """The ready-queue item that runs _deliver, made the first time it is needed: a
-        Handle in debug mode (or on a loop that takes only Handles), else a ReadyCall."""
-        if debug or not getattr(self._loop, "_accepts_ready_items", False):
-            handle = self._deliver_handle
-            if handle is None:
-                handle = Handle(self._deliver, (), self._loop, self._read_context)
-                self._deliver_handle = handle
-            if not debug:
-                self._delivery = handle
-            return handle
-        item = self._delivery
-        if item is None:
-            item = self._delivery = ReadyCall(self._deliver, self._read_context)
-        return item
 
     def _deliver(self) -> None:
         self._delivery_queued = False
