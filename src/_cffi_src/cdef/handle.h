@@ -10,7 +10,6 @@ typedef enum {
 /* Any uv_*_t pointer is accepted: cffi converts typed pointers to void* for free. */
 void uvc_close(void* handle);
 /* For a handle whose last id may have been reused: its CLOSED event carries id 0. */
-void uvc_close_disowned(void* handle);
 void uv_ref(void* handle);
 void uv_unref(void* handle);
 int uv_is_active(void* handle);

@@ -237,15 +237,6 @@ static void uvc_close(void* handle) {
   if (!uv_is_closing(h)) uv_close(h, uvc__close_cb);
 }
 
-/* Closes a handle that no Python object owns any more (a pooled timer): its id may
- * already belong to someone else, so the CLOSED event must carry id 0, which is never
- * handed out and which the dispatcher ignores. */
-static void uvc_close_disowned(void* handle) {
-  uv_handle_t* h = handle;
-  h->data = NULL;
-  uvc_close(h);
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* Timer                                                                                 */
 /* ------------------------------------------------------------------------------------ */
@@ -269,8 +260,7 @@ static uv_timer_t* uvc_timer_new(uvc_loop_t* l, int64_t id, int* err) {
   return h;
 }
 
-/* One call to (re)arm a timer under a new id: pooled timers are reused for many
- * TimerHandles, each with its own id, so a stale event can never reach a new owner. */
+/* Arms a timer, stamping it with the id its events carry. */
 static int uvc_timer_start(uv_timer_t* h, int64_t id, uint64_t timeout, uint64_t repeat) {
   h->data = (void*) (intptr_t) id;
   return uv_timer_start(h, uvc__timer_cb, timeout, repeat);

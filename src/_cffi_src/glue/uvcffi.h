@@ -18,7 +18,7 @@
 #include "uv.h"
 
 /* The stamp checked at import: bump it whenever the cdef or this glue changes shape. */
-#define UVC_GLUE_VERSION 7
+#define UVC_GLUE_VERSION 8
 
 enum {
   UVC_EV_CLOSED = 1,      /* (CLOSED, id, handle type, 0): memory freed, id reusable */

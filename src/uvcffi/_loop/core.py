@@ -3,9 +3,9 @@
 How asyncio's loop maps onto libuv
 ----------------------------------
 asyncio's loop is a ready queue (callbacks to run now), a set of timers, and a way to
-wait for I/O.  Here the ready queue is a Python ``deque`` of Handles, the timers live in
-libuv's C heap (one pooled ``uv_timer_t`` per pending ``call_at``), and waiting for I/O is
-``uv_run``.  One iteration (:meth:`LoopCore._run_once`) is:
+wait for I/O.  Here the ready queue is a Python ``deque`` of Handles (and other ready items),
+the timers are a Python heap with one libuv timer armed for the earliest, and waiting for
+I/O is ``uv_run``.  One iteration (:meth:`LoopCore._run_once`) is:
 
 1. ``uv_run(NOWAIT)`` if anything is ready (or the loop is stopping), else
    ``uv_run(ONCE)``, which sleeps in epoll -- without the GIL -- until the first timer is
@@ -307,9 +307,8 @@ class LoopCore(asyncio.AbstractEventLoop):
         """Handle counters for leak checks.
 
         ``open`` is every libuv handle not yet closed; ``live`` leaves out the loop's own
-        (the wake-up handles, pooled idle timers, and timers armed for TimerHandles that
-        are still pending), so after a test's work is done it must be 0: anything else is a
-        handle whose owner forgot to close it.
+        (the kit's handles: wake-up, signal poll and deadline timer), so after a test's
+        work is done it must be 0: anything else is a handle whose owner forgot to close it.
         """
         counters = self._uv.counters()
         open_handles = counters["handles_opened"] - counters["handles_closed"]
@@ -542,7 +541,7 @@ class LoopCore(asyncio.AbstractEventLoop):
         context: contextvars.Context | None,
         method: str,
     ) -> TimerHandle:
-        """Make a TimerHandle and arm a pooled libuv timer for it (see "Timers" above)."""
+        """Make a TimerHandle and put it in the timer heap (see "Timers" above)."""
         if self._closed:
             raise RuntimeError("Event loop is closed")
         if self._debug:

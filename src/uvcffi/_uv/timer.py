@@ -5,86 +5,23 @@ them after polling for I/O.  Two facts from libuv's docs shape how uvcffi uses t
 starting a timer does not update the loop's cached "now" (``uv_now``), and resolution is
 one millisecond.
 
-:class:`TimerPool` serves the asyncio loop, which arms one libuv timer per
-``call_later``: pointers to stopped timers are kept and re-armed under a new id, so a
-timer costs one C call to start and none to free.  :class:`UVTimer` is the general wrapper
-(repeating timers, callbacks) for users of this layer.
+:class:`UVTimer` is the wrapper (one-shot or repeating, with a callback); the asyncio loop
+uses one as its deadline timer, armed with :meth:`UVTimer.start_at` for the earliest
+pending ``call_later`` (see ``uvcffi._loop.core``, "Timers").
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from .._errors import check
 from .._ffi import ffi, lib
 from .handle import UVHandle
 from .loop import UVLoop
 
-# Re-armed timers are the hot path of call_later; these names skip two attribute lookups.
 timer_start = lib.uvc_timer_start
 timer_start_at = lib.uvc_timer_start_at
 timer_stop = lib.uvc_timer_stop
-
-
-class TimerPool:
-    """Stopped ``uv_timer_t`` pointers ready for reuse, owned by one :class:`UVLoop`.
-
-    The pointers are not registered objects: the id they carry is the id of whoever armed
-    them last (the asyncio TimerHandle), passed to :meth:`start`.
-    """
-
-    __slots__ = ("_uvloop", "free", "max_free")
-
-    def __init__(self, uvloop: UVLoop, max_free: int = 4096) -> None:
-        self._uvloop = uvloop
-        # Public for the asyncio loop's hot paths, which pop and append inline.
-        self.free: list[Any] = []
-        self.max_free = max_free
-
-    def _take(self, oid: int) -> Any:
-        if self.free:
-            return self.free.pop()
-        return self.new(oid)
-
-    def new(self, oid: int) -> Any:
-        """A new stopped timer (the pool was empty)."""
-        err = ffi.new("int*")
-        ptr = lib.uvc_timer_new(self._uvloop.ptr, oid, err)
-        if ptr == ffi.NULL:
-            check(err[0])
-            raise MemoryError
-        return ptr
-
-    def start(self, oid: int, timeout_ms: int) -> Any:
-        """Arm a timer that queues ``(TIMER, oid)`` after ``timeout_ms``; return it."""
-        ptr = self._take(oid)
-        check(timer_start(ptr, oid, timeout_ms, 0))
-        return ptr
-
-    def start_at(self, oid: int, due_ms: int) -> Any:
-        """Arm a timer that queues ``(TIMER, oid)`` at ``due_ms`` on libuv's clock
-        (milliseconds of CLOCK_MONOTONIC, as ``time.monotonic()``); return it."""
-        ptr = self._take(oid)
-        check(timer_start_at(ptr, oid, due_ms))
-        return ptr
-
-    def stop(self, ptr: Any) -> None:
-        """Disarm a timer (cancelled before it fired) and keep it for reuse."""
-        timer_stop(ptr)
-        self.put(ptr)
-
-    def put(self, ptr: Any) -> None:
-        """Take back a stopped timer (one-shot timers are stopped when they fire)."""
-        if len(self.free) < self.max_free:
-            self.free.append(ptr)
-        else:
-            # The id it carries was its last owner's and may already be reused.
-            lib.uvc_close_disowned(ptr)
-
-    def clear(self) -> None:
-        for ptr in self.free:
-            lib.uvc_close_disowned(ptr)
-        self.free.clear()
 
 
 class UVTimer(UVHandle):
