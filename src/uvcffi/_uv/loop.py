@@ -17,9 +17,9 @@ When an id may be reused
 ------------------------
 An id must never be given to a new owner while libuv can still report an event carrying
 it.  For a handle that means: not before its close callback has run, i.e. not before the
-``CLOSED`` event is seen.  For a timer that fired (a one-shot timer is stopped by libuv
-before its callback) or a request that completed, the event just dispatched was the last
-one, so the id is free at once.  Because the dispatcher consumes a whole batch before any
+``CLOSED`` event is seen (a timer keeps its id while it is re-armed, fired or stopped).
+For a request that completed, the event just dispatched was the last one, so the id is
+free at once.  Because the dispatcher consumes a whole batch before any
 user code runs, there is never a stale event in flight when user code frees an id.
 """
 
