@@ -23,7 +23,7 @@ ffi: Any = _ffi
 lib: Any = _lib
 
 #: The glue ABI this Python code was written against (glue/uvcffi.h, UVC_GLUE_VERSION).
-GLUE_VERSION = 8
+GLUE_VERSION = 9
 
 
 def _version_str(hexversion: int) -> str:

@@ -18,6 +18,8 @@ typedef struct uvc_loop_s {
   int64_t handles_closed;
   int64_t requests_started;
   int64_t requests_finished;
+  int poll_always;
+  int64_t polls_skipped;
   ...;
 } uvc_loop_t;
 

@@ -57,10 +57,51 @@ static uvc_loop_t* uvc_loop_new(int* err) {
  * for the modes that may block (the cffi wrappers of this module keep it, see
  * build_ffi.py); UV_RUN_NOWAIT never blocks, so it keeps the GIL and saves two atomic
  * operations per iteration. */
+static int uvc__queue_empty(const struct uv__queue* q) { return q->next == q; }
+
+/* Quiet iterations.  The Python loop asks for a UV_RUN_NOWAIT iteration whenever it has
+ * callbacks ready, that is once per callback in a call_soon chain, and each one costs an
+ * epoll_wait(0) system call: a third of such a callback's time.  When libuv watches no fd
+ * but the loop's own (`quiet_nfds`, recorded by uvc_loop_mark_quiet: the async wake-up
+ * and the signal pipe), has no request in flight, nothing pending or closing, and no
+ * timer but the deadline timer, that iteration could report nothing the Python side acts
+ * on:
+ *   - the async handle's only job is to end a blocking poll (call_soon_threadsafe has
+ *     already put its callback on the ready queue);
+ *   - the deadline timer only matters to a blocking poll (due Python timers are found in
+ *     Python, from the clock), and an unfired one stays armed for its absolute due time;
+ *   - bytes on the signal pipe wake a blocking poll for Python's own handlers, which run
+ *     at the next bytecode anyway; when add_signal_handler callbacks depend on reading
+ *     them, the owner sets `poll_always`.
+ * So the iteration is skipped, and I/O is seen exactly as before: any watched fd, timer,
+ * request or closing handle of its own makes every iteration poll again. */
+static int uvc__nothing_to_poll(const uvc_loop_t* l) {
+  const uv_loop_t* uv = &l->uv;
+  if (l->quiet_nfds == 0 || l->poll_always || uv->nfds != l->quiet_nfds) return 0;
+  if (uv->active_reqs.count != 0 || uv->closing_handles != NULL) return 0;
+  if (!uvc__queue_empty(&uv->pending_queue) || !uvc__queue_empty(&uv->idle_handles) ||
+      !uvc__queue_empty(&uv->prepare_handles) || !uvc__queue_empty(&uv->check_handles))
+    return 0;
+  if (uv->timer_heap.nelts == 0) return 1;
+  return uv->timer_heap.nelts == 1 && l->quiet_timer != NULL &&
+         uv_is_active((const uv_handle_t*) l->quiet_timer);
+}
+
+/* Records the loop's present state (its own fds, and `timer`, its deadline timer, which
+ * may be pending) as quiet; see uvc__nothing_to_poll. */
+static void uvc_loop_mark_quiet(uvc_loop_t* l, uv_timer_t* timer) {
+  l->quiet_nfds = l->uv.nfds;
+  l->quiet_timer = timer;
+}
+
 static int uvc_run(uvc_loop_t* l, int mode) {
   l->nevents = 0;
   l->arena_used = 0;
   if (mode == UV_RUN_NOWAIT) {
+    if (uvc__nothing_to_poll(l)) {
+      l->polls_skipped++;
+      return 0;
+    }
     uv_run(&l->uv, UV_RUN_NOWAIT);
   } else {
     /* uv_run(ONCE) computes how long to sleep from its cached "now", which it refreshes

@@ -18,7 +18,7 @@
 #include "uv.h"
 
 /* The stamp checked at import: bump it whenever the cdef or this glue changes shape. */
-#define UVC_GLUE_VERSION 8
+#define UVC_GLUE_VERSION 9
 
 enum {
   UVC_EV_CLOSED = 1,      /* (CLOSED, id, handle type, 0): memory freed, id reusable */
@@ -58,6 +58,14 @@ typedef struct uvc_loop_s {
   char* arena;           /* UVC_ARENA_SIZE bytes */
   size_t arena_used;
   int closing;           /* in uvc_loop_close: nobody will read the events any more */
+  /* Quiet iterations (see uvc_run): with exactly `quiet_nfds` fds watched and at most the
+   * `quiet_timer` pending, a UV_RUN_NOWAIT iteration has nothing to report and is skipped.
+   * quiet_nfds == 0 (the default) never skips; `poll_always` turns skipping off while the
+   * owner needs every iteration to poll (signal handlers). */
+  unsigned int quiet_nfds;
+  uv_timer_t* quiet_timer;
+  int poll_always;
+  int64_t polls_skipped; /* NOWAIT iterations skipped so far */
 } uvc_loop_t;
 
 /* A stream handle with room for a caller-provided read buffer (BufferedProtocol). */

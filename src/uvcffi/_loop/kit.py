@@ -103,6 +103,9 @@ class Kit:
                 os.close(rfd)
                 os.close(wfd)
                 raise
+            # What the loop watches now is its own: an iteration that would find only this
+            # has nothing to report, and libuv is not even asked (the glue's uvc_run).
+            uv.mark_quiet(self.deadline)
         except BaseException:
             uv.close()
             raise
@@ -185,5 +188,6 @@ def take_kit() -> Kit:
         if kit.pid != os.getpid():
             continue  # made before a fork that skipped the at-fork hooks: not ours to use
         kit.uv.update_time()  # libuv's cached clock is as old as the previous loop's end
+        kit.uv.poll_always = False
         kit.base = kit._counters()
         return kit

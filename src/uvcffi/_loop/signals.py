@@ -145,6 +145,14 @@ class SignalMixin(LoopCore):
             if exc.errno == errno.EINVAL:  # a signal that cannot be caught
                 raise RuntimeError(f"sig {sig} cannot be caught")
             raise
+        self._poll_for_signals()
+
+    def _poll_for_signals(self) -> None:
+        # Our handlers run only once the pipe is read, so while there are any every
+        # iteration polls, even one libuv would otherwise skip as quiet (kit.py).
+        kit = self._kit
+        if kit is not None:
+            kit.uv.poll_always = bool(self._signal_handlers)
 
     def remove_signal_handler(self, sig: int) -> bool:
         self._check_signal(sig)
@@ -152,6 +160,7 @@ class SignalMixin(LoopCore):
         if sig not in handlers:
             return False
         del handlers[sig]
+        self._poll_for_signals()
         handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
         try:
             signal.signal(sig, handler)

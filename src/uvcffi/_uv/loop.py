@@ -153,6 +153,27 @@ class UVLoop:
     def update_time(self) -> None:
         lib.uvc_update_time(self._ptr)
 
+    def mark_quiet(self, deadline: Any) -> None:
+        """Record the loop's present state -- the fds it watches now, and ``deadline``, a
+        :class:`UVTimer` that may be pending -- as quiet: from then on a ``RUN_NOWAIT``
+        iteration in that state, which could report nothing, costs no system call (see
+        ``uvc_run`` in the glue)."""
+        lib.uvc_loop_mark_quiet(self._ptr, deadline._ensure_alive())
+
+    @property
+    def poll_always(self) -> bool:
+        """True while every iteration must poll, quiet or not (see :meth:`mark_quiet`)."""
+        return bool(self._ptr.poll_always)
+
+    @poll_always.setter
+    def poll_always(self, value: bool) -> None:
+        self._ptr.poll_always = 1 if value else 0
+
+    @property
+    def polls_skipped(self) -> int:
+        """``RUN_NOWAIT`` iterations skipped as quiet over the loop's life."""
+        return self._ptr.polls_skipped  # type: ignore[no-any-return]
+
     def fork(self) -> None:
         """Re-initialise kernel state in a forked child (``uv_loop_fork``)."""
         check(lib.uvc_loop_fork(self._ptr))
