@@ -169,6 +169,8 @@ class LoopCore(asyncio.AbstractEventLoop):
         self._task_class: Any = asyncio.Task if stdlib_futures else Task
         # The one handle that always keeps uv_run(ONCE) able to sleep and be woken.
         self._wakeup: UVAsync | None = self._kit.wakeup
+        # Set by the thread that woke the loop, cleared by the loop before it sleeps.
+        self._wakeup_sent = False
         # Python socket objects over fds that libuv handles own (transports, servers):
         # detached before the loop frees the handles, so that a socket object collected
         # later cannot close an fd number that has been reused since.
@@ -347,9 +349,15 @@ class LoopCore(asyncio.AbstractEventLoop):
             if ready or self._stopping:
                 nevents = uv_run(uv_ptr, RUN_NOWAIT)
             else:
-                if scheduled:
-                    self._arm_deadline()
-                nevents = uv_run(uv_ptr, RUN_ONCE)
+                # Threads wake us from here on (call_soon_threadsafe); one that appended
+                # before this line, finding the flag still set, did not: look again.
+                self._wakeup_sent = False
+                if ready:
+                    nevents = uv_run(uv_ptr, RUN_NOWAIT)
+                else:
+                    if scheduled:
+                        self._arm_deadline()
+                    nevents = uv_run(uv_ptr, RUN_ONCE)
             if nevents:
                 self._dispatch(uv.events(nevents))
             if scheduled:
@@ -488,11 +496,25 @@ class LoopCore(asyncio.AbstractEventLoop):
             raise RuntimeError("Event loop is closed")
         if self._debug:
             self._check_callback(callback, "call_soon_threadsafe")
-        handle = Handle(callback, args, self, context)
-        if handle._source_traceback:
-            del handle._source_traceback[-1]
+            handle = Handle(callback, args, self, context)
+            if handle._source_traceback:
+                del handle._source_traceback[-1]
+        else:
+            handle = _new_handle(Handle)
+            handle._context = _copy_context() if context is None else context
+            handle._loop = self
+            handle._callback = callback
+            handle._args = args
+            handle._cancelled = False
+            handle._repr = None
+            handle._source_traceback = None
         self._ready.append(handle)
-        self._write_to_self()
+        # One wake-up per sleep is enough (see _iterate, which clears the flag before it
+        # looks at the ready queue a last time and sleeps): a thread that finds it set
+        # knows the loop will see its callback without being woken again.
+        if not self._wakeup_sent:
+            self._wakeup_sent = True
+            self._write_to_self()
         return handle
 
     def _write_to_self(self) -> None:
