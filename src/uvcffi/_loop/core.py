@@ -628,10 +628,14 @@ class LoopCore(asyncio.AbstractEventLoop):
         context: contextvars.Context | None = None,
         **kwargs: Any,
     ) -> Any:
-        self._check_closed()
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
         if self._task_factory is None:
             if self._task_class is Task:
-                task = Task(coro, loop=self, name=name, context=context, **kwargs)
+                if kwargs:  # eager_start (3.12+), or a wrong keyword for Task to reject
+                    task = Task(coro, loop=self, name=name, context=context, **kwargs)
+                else:
+                    task = Task(coro, loop=self, name=name, context=context)
             else:
                 # The stdlib's Task: pass only what was given; 3.9's lacks context=.
                 if name is not None:
