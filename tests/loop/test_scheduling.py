@@ -497,3 +497,24 @@ def test_timer_set_after_a_long_callback_is_not_late(loop):
     loop.call_soon(blocker)
     late = loop.run_until_complete(asyncio.wait_for(done, 5))
     assert 0.01 <= late < 0.2
+
+
+def test_loop_time_is_the_monotonic_clock(loop):
+    before = time.monotonic()
+    now = loop.time()
+    assert before <= now <= time.monotonic()
+
+
+def test_subclass_time_override_is_kept(loop_factory):
+    base = loop_factory()
+    base.close()
+
+    class FakeClock(type(base)):
+        def time(self):
+            return 12345.0
+
+    loop = FakeClock()
+    try:
+        assert loop.time() == 12345.0
+    finally:
+        loop.close()

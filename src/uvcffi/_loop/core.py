@@ -171,6 +171,11 @@ class LoopCore(asyncio.AbstractEventLoop):
         self._wakeup: UVAsync | None = self._kit.wakeup
         # Set by the thread that woke the loop, cleared by the loop before it sleeps.
         self._wakeup_sent = False
+        if type(self).time is LoopCore.time:
+            # loop.time() is called per timeout by asyncio.timeout, wait_for, sleep and
+            # by users: the clock itself, not a method frame around it.  A subclass that
+            # overrides time() keeps its own.
+            self.time = _monotonic  # type: ignore[method-assign]
         # Python socket objects over fds that libuv handles own (transports, servers):
         # detached before the loop frees the handles, so that a socket object collected
         # later cannot close an fd number that has been reused since.
