@@ -37,6 +37,7 @@ from typing import Any
 
 from .._errors import exception_for
 from .._uv.stream import UVStream
+from .._uv.stream import try_write_raw as _try_write_raw
 from .flowcontrol import FlowControl
 from .handles import Handle, report_callback_error
 
@@ -433,8 +434,15 @@ class UVStreamTransport(DeliveryMixin, FlowControl, asyncio.Transport):
         if type(data) is not bytes:
             data = bytes(data)  # a bytearray or memoryview may change after we return
         stream = self._stream
+        # UVStream.send without its frame: the kernel usually takes it all at once.
+        ptr = stream._ptr
+        n = 0
+        if ptr is not None:
+            n = _try_write_raw(ptr, data, len(data))
+            if n == len(data):
+                return
         try:
-            if not stream.send(data):
+            if not stream.send_rest(data, n):
                 return
             if stream.on_write is None:
                 stream.on_write = self._on_write

@@ -28,6 +28,13 @@ _UV_EOF: int = lib.UV_EOF
 try_write = lib.uvc_try_write
 _write = lib.uvc_write
 
+#: ``try_write_raw(ptr, data, size)``: :meth:`UVStream.try_write` without the method call,
+#: for the transports' write path (the way ``run_raw`` serves the loop's iteration): the
+#: caller passes the stream's ``_ptr``, read just before and only if not None (the memory
+#: lives until the close callback, which cannot run in between), and completes a short
+#: write with :meth:`UVStream.send_rest`.  Returns the count written or a libuv error.
+try_write_raw = lib.uvc_try_write
+
 
 class UVStream(UVHandle):
     """Callbacks (set by the owner, all optional until used):
@@ -119,8 +126,20 @@ class UVStream(UVHandle):
         n = try_write(ptr, data, size)
         if n == size:
             return False
+        return self.send_rest(data, n)
+
+    def send_rest(self, data: bytes, n: int) -> bool:
+        """:meth:`send` after its ``try_write`` returned ``n`` (maybe an error, maybe done
+        via :data:`try_write_raw`): raise the error, or queue ``data[n:]``; return whether
+        anything was queued."""
+        ptr = self._ptr
+        if ptr is None:
+            raise RuntimeError(f"{type(self).__name__} is closed")
         if n < 0:
             raise exception_for(n)
+        size = len(data)
+        if n == size:
+            return False
         rc = _write(ptr, self._id, data[n:] if n else data, size - n)
         if rc < 0:
             raise exception_for(rc)
