@@ -6,6 +6,7 @@ Each test runs on the stdlib loop (the oracle) and on uvcffi's; every wait is bo
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import os
 import socket
@@ -276,6 +277,68 @@ def test_read_pipe_eio_from_a_pty_is_not_reported(loop):
 
     run(loop, main())
     assert errors == []
+
+
+def test_read_pipe_data_received_error_is_reported_and_reading_goes_on(loop):
+    r, w = os.pipe()
+    rf = os.fdopen(r, "rb", buffering=0)
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+    got = []
+
+    class Fussy(asyncio.Protocol):
+        def data_received(self, data):
+            got.append(data)
+            if data == b"bad":
+                raise ZeroDivisionError("fussy")
+
+    async def main():
+        tr, _ = await loop.connect_read_pipe(Fussy, rf)
+        os.write(w, b"bad")
+        while not errors:
+            await asyncio.sleep(0.005)
+        os.write(w, b"good")
+        while b"good" not in got:
+            await asyncio.sleep(0.005)
+        tr.close()
+
+    try:
+        run(loop, main())
+    finally:
+        os.close(w)
+    assert got == [b"bad", b"good"]
+    assert len(errors) == 1
+    assert isinstance(errors[0]["exception"], ZeroDivisionError)
+    assert errors[0]["message"].startswith("Exception in callback ")
+
+
+def test_read_pipe_delivers_in_the_context_current_at_connect(loop):
+    var = contextvars.ContextVar("var", default="unset")
+    r, w = os.pipe()
+    rf = os.fdopen(r, "rb", buffering=0)
+    seen = []
+
+    class Peek(asyncio.Protocol):
+        def data_received(self, data):
+            seen.append(var.get())
+
+    async def connect():
+        var.set("at connect")
+        return await loop.connect_read_pipe(Peek, rf)
+
+    async def main():
+        tr, _ = await loop.create_task(connect())  # a copy: the set stays in there
+        assert var.get() == "unset"
+        os.write(w, b"x")
+        while not seen:
+            await asyncio.sleep(0.005)
+        tr.close()
+
+    try:
+        run(loop, main())
+    finally:
+        os.close(w)
+    assert seen == ["at connect"]
 
 
 # -- writing ----------------------------------------------------------------------------

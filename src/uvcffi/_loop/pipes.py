@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import errno
 import logging
 import os
@@ -57,7 +58,8 @@ from .._uv.pipe import UVPipe
 from .._uv.poll import READABLE, UVPoll
 from .core import LoopCore
 from .flowcontrol import FlowControl
-from .handles import Handle
+from .handles import Handle, report_callback_error
+from .stream_transport import DeliveryMixin
 
 logger = logging.getLogger("asyncio")
 
@@ -102,7 +104,7 @@ def _open_uv_pipe(loop: Any, fd: int) -> UVPipe:
     return handle
 
 
-class UVReadPipeTransport(asyncio.ReadTransport):
+class UVReadPipeTransport(DeliveryMixin, asyncio.ReadTransport):
     def __init__(self, loop: Any, pipe: Any, protocol: asyncio.BaseProtocol,
                  waiter: Any = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(extra)
@@ -132,8 +134,11 @@ class UVReadPipeTransport(asyncio.ReadTransport):
         self._stream = stream = _open_uv_pipe(loop, self._fileno)
         stream.on_read = self._on_read
         self._incoming: collections.deque[Any] = collections.deque()
+        # What was read waits here for the one delivery item (DeliveryMixin).
         self._delivery_queued = False
-        self._deliver_handle = Handle(self._deliver, (), loop, None)
+        self._read_context = contextvars.copy_context()
+        self._deliver_handle: Handle | None = None
+        self._delivery: Any = None
         loop.call_soon(protocol.connection_made, self)
         # only start reading when connection_made() has been called
         loop.call_soon(self._start_reading)
@@ -171,8 +176,7 @@ class UVReadPipeTransport(asyncio.ReadTransport):
         else:
             self._incoming.append(data)
         if not self._delivery_queued and not self._paused:
-            self._delivery_queued = True
-            self._loop._ready.append(self._deliver_handle)
+            self._queue_delivery()
 
     def _deliver(self) -> None:
         self._delivery_queued = False
@@ -193,12 +197,16 @@ class UVReadPipeTransport(asyncio.ReadTransport):
                     self._schedule_connection_lost(None)
                 else:
                     self._fatal_error(item, "Fatal read error on pipe transport")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            # data_received() raised: reported as the callback that delivers, as asyncio
+            # reports its reader callback (the ready item may have no _run to do it).
+            report_callback_error(self._delivery_item(True), exc)
         finally:
-            # data_received() raised (the loop reports it, as asyncio's does): the rest
-            # is still delivered, from the next iteration.
+            # The rest is still delivered, from the next iteration.
             if incoming and not self._paused and not self._delivery_queued:
-                self._delivery_queued = True
-                self._loop._ready.append(self._deliver_handle)
+                self._queue_delivery()
 
     def is_reading(self) -> bool:
         return not self._paused and not self._closing
@@ -217,8 +225,7 @@ class UVReadPipeTransport(asyncio.ReadTransport):
             return
         self._paused = False
         if self._incoming and not self._delivery_queued:
-            self._delivery_queued = True
-            self._loop._ready.append(self._deliver_handle)
+            self._queue_delivery()
         self._start_reading()
         if self._loop.get_debug():
             logger.debug("%r resumes reading", self)
