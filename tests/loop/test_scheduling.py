@@ -368,6 +368,10 @@ def test_run_until_complete_stopped_early(loop):
 
 
 def test_is_running_and_nested_run_refused(loop):
+    # CPython 3.13.0's own loop forgets that it runs once a nested run_forever() has been
+    # refused, so the nested run_until_complete below would really run (and hang).
+    skip_oracle_if(loop, sys.version_info[:3] == (3, 13, 0),
+                   "3.13.0 resets its running state after refusing a nested run_forever()")
     states = []
 
     async def inner():
