@@ -337,6 +337,35 @@ def test_icmp_refusal_is_error_received(loop):
     run(loop, main())
 
 
+def test_datagram_received_error_goes_to_a_custom_handler(loop):
+    # From 3.12 on, a custom handler runs in the context of the callback that failed: the
+    # delivery's context, entered at the time (uvcffi reported from inside it and failed
+    # with "cannot enter context" before this was fixed).
+    class Fussy(Recorder):
+        def datagram_received(self, data, addr):
+            super().datagram_received(data, addr)
+            if data == b"bad":
+                raise ZeroDivisionError("fussy")
+
+    async def main():
+        reported = []
+        asyncio.get_running_loop().set_exception_handler(lambda lp, ctx: reported.append(ctx))
+        st, server = await endpoint(Fussy, local_addr=LOCAL)
+        ct, client = await endpoint(remote_addr=st.get_extra_info("sockname")[:2])
+        ct.sendto(b"bad")
+        await until(lambda: reported)
+        ct.sendto(b"good")
+        await until(lambda: len(server.data) == 2)
+        assert [d for d, _ in server.data] == [b"bad", b"good"]
+        assert len(reported) == 1
+        assert isinstance(reported[0]["exception"], ZeroDivisionError)
+        assert reported[0]["message"].startswith("Exception in callback ")
+        assert not st.is_closing()
+        await close_all(st, ct)
+
+    run(loop, main())
+
+
 def test_unconnected_sendto_without_address_is_fatal(loop):
     async def main():
         reported = []

@@ -67,7 +67,7 @@ from .._uv.poll import READABLE, WRITABLE, UVPoll
 from .._uv.udp import UVUDP, make_sockaddr
 from .core import LoopCore
 from .flowcontrol import FlowControl
-from .handles import Handle, report_callback_error
+from .handles import Handle
 from .stream_transport import DeliveryMixin
 
 logger = logging.getLogger("asyncio")
@@ -237,7 +237,7 @@ class _DatagramTransport(DeliveryMixin, FlowControl, asyncio.DatagramTransport):
                 # one escaping its reader callback; the rest of the batch is delivered
                 # next iteration, in order.
                 self._requeue_rest()
-                report_callback_error(self._delivery_item(True), exc)
+                self._report_delivery_error(exc)
                 return
 
     def _requeue_rest(self) -> None:

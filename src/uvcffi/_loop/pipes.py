@@ -58,7 +58,7 @@ from .._uv.pipe import UVPipe
 from .._uv.poll import READABLE, UVPoll
 from .core import LoopCore
 from .flowcontrol import FlowControl
-from .handles import Handle, report_callback_error
+from .handles import Handle
 from .stream_transport import DeliveryMixin
 
 logger = logging.getLogger("asyncio")
@@ -202,7 +202,7 @@ class UVReadPipeTransport(DeliveryMixin, asyncio.ReadTransport):
         except BaseException as exc:
             # data_received() raised: reported as the callback that delivers, as asyncio
             # reports its reader callback (the ready item may have no _run to do it).
-            report_callback_error(self._delivery_item(True), exc)
+            self._report_delivery_error(exc)
         finally:
             # The rest is still delivered, from the next iteration.
             if incoming and not self._paused and not self._delivery_queued:

@@ -102,6 +102,15 @@ class DeliveryMixin:
         item = self._deliver_handle if loop._debug else self._delivery
         loop._ready.append(item if item is not None else self._delivery_item(loop._debug))
 
+    def _report_delivery_error(self, exc: BaseException) -> None:
+        """Report ``exc``, escaped from a protocol callback ``_deliver`` made, as the error
+        of the delivery callback (asyncio reports its reader callback so).  This runs
+        inside ``_read_context``, entered by the ready item, and from 3.12 on the exception
+        handler runs in the context of the handle it is given: an entered context cannot
+        be entered again, so that handle carries a copy, with the same values."""
+        handle = Handle(self._deliver, (), self._loop, contextvars.copy_context())
+        report_callback_error(handle, exc)
+
     def _delivery_item(self, debug: bool) -> Any:
         """The ready-queue item that runs _deliver, made the first time it is needed: a
         Handle in debug mode (or on a loop that takes only Handles), else a ReadyCall."""
@@ -363,7 +372,7 @@ class UVStreamTransport(DeliveryMixin, FlowControl, asyncio.Transport):
         except BaseException as exc:
             # Only a failure of the transport's own error handling gets here; the
             # ReadyCall has no Handle._run to report it.
-            report_callback_error(self._delivery_item(True), exc)
+            self._report_delivery_error(exc)
 
     def _data_received(self, data: bytes) -> None:
         protocol = self._protocol
