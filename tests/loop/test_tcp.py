@@ -10,10 +10,11 @@ import asyncio
 import builtins
 import errno
 import gc
+import inspect
 import os
 import socket
 import sys
-from asyncio import trsock
+from asyncio import selector_events, trsock
 
 import pytest
 
@@ -797,6 +798,22 @@ def test_connection_lost_exactly_once(loop):
     run(loop, main())
 
 
+def _stdlib_writelines_ignores_a_closed_transport() -> bool:
+    """Whether this Python's selector socket transport drops writelines() data once it is
+    closed, as write() always did.  Before 3.12 writelines() is WriteTransport's
+    ``self.write(b"".join(...))``; 3.12 gave _SelectorSocketTransport a sendmsg()
+    writelines() without write()'s ``_conn_lost`` check, so after close() it calls the
+    cleared ``_write_ready`` (TypeError) -- CPython gh-136234, fixed in later 3.13/3.14
+    patch releases by giving writelines() that check (never in 3.12)."""
+    writelines = selector_events._SelectorSocketTransport.writelines
+    if writelines is asyncio.WriteTransport.writelines:
+        return True
+    try:
+        return "_conn_lost" in inspect.getsource(writelines)
+    except OSError:  # no source: assume the unfixed 3.12 code
+        return False
+
+
 def test_write_after_close_is_ignored(loop):
     side = ServerSide()
 
@@ -805,10 +822,30 @@ def test_write_after_close_is_ignored(loop):
         tr, client = await loop.create_connection(Recorder, "127.0.0.1", port)
         tr.close()
         tr.write(b"ignored")  # no exception
-        tr.writelines([b"also", b"ignored"])
         await client.lost
         for _ in range(3):
             tr.write(b"after connection_lost")
+        await side.all_lost()
+        assert len(side.protocols[0].received) == 0
+        await close_server(server)
+
+    run(loop, main())
+
+
+def test_writelines_after_close_is_ignored(loop):
+    skip_oracle_if(loop, not _stdlib_writelines_ignores_a_closed_transport(),
+                   "3.12+'s selector transport writelines() lacks write()'s closed-transport "
+                   "check and raises TypeError after close() (CPython gh-136234)")
+    side = ServerSide()
+
+    async def main():
+        server, port = await start_tcp_server(loop, side)
+        tr, client = await loop.create_connection(Recorder, "127.0.0.1", port)
+        tr.close()
+        tr.writelines([b"also", b"ignored"])  # no exception
+        await client.lost
+        for _ in range(3):
+            tr.writelines([b"after", b"connection_lost"])
         await side.all_lost()
         assert len(side.protocols[0].received) == 0
         await close_server(server)
