@@ -543,9 +543,16 @@ def test_sock_argument_connected(loop):
 
 
 def test_sock_argument_errors(loop):
+    # 3.13 reworded the stdlib's message along with accepting every non-stream socket
+    # (CPython gh-114887); uvcffi keeps the older wording.
+    if not isinstance(loop, uvcffi.Loop) and sys.version_info >= (3, 13):
+        not_datagram = "A datagram socket was expected"
+    else:
+        not_datagram = "A UDP Socket was expected"
+
     async def main():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            with pytest.raises(ValueError, match="A UDP Socket was expected"):
+            with pytest.raises(ValueError, match=not_datagram):
                 await endpoint(sock=tcp)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             with pytest.raises(ValueError, match=r"can not be used when sock is specified"):
