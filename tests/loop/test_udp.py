@@ -670,6 +670,11 @@ def unix_pair():
 def test_close_waits_for_pending_sends(loop, unix_pair):
     """Datagrams queued when close() is called are still sent, then connection_lost."""
     skip_oracle_if(loop, sys.version_info < (3, 13), "the buffer size counts headers from 3.13")
+    # 3.13.0-3.13.5 add len(data) + 8 per queued datagram but take back only len(data) once
+    # it is sent, so the size never returns to 0 (CPython gh-135444, fixed in 3.13.6).
+    skip_oracle_if(loop, (3, 13) <= sys.version_info < (3, 13, 6),
+                   "3.13.0-3.13.5 leave 8 bytes in the write buffer size per datagram that "
+                   "was queued (CPython gh-135444)")
     n, size = 300, 1000
 
     async def main():
