@@ -543,9 +543,9 @@ def test_sock_argument_connected(loop):
 
 
 def test_sock_argument_errors(loop):
-    # 3.13 reworded the stdlib's message along with accepting every non-stream socket
-    # (CPython gh-114887); uvcffi keeps the older wording.
-    if not isinstance(loop, uvcffi.Loop) and sys.version_info >= (3, 13):
+    # 3.13 reworded the message along with accepting every non-stream socket (CPython
+    # gh-114887); uvcffi says what the stdlib loop of the running Python says.
+    if sys.version_info >= (3, 13):
         not_datagram = "A datagram socket was expected"
     else:
         not_datagram = "A UDP Socket was expected"
@@ -562,6 +562,34 @@ def test_sock_argument_errors(loop):
             assert udp.fileno() != -1
 
     run(loop, main())
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no AF_UNIX")
+def test_sock_that_is_neither_stream_nor_datagram(loop):
+    # A Unix SOCK_SEQPACKET socket: refused before 3.13 by both loops; from 3.13 the stdlib
+    # loop serves it, while uvcffi (libuv's UDP handle) refuses it with its own message.
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+    async def main():
+        try:
+            tr, proto = await endpoint(sock=a)
+        except ValueError as exc:
+            return str(exc)
+        tr.close()
+        await proto.lost
+        return None
+
+    try:
+        refused = run(loop, main())
+    finally:
+        a.close()
+        b.close()
+    if sys.version_info < (3, 13):
+        assert refused is not None and refused.startswith("A UDP Socket was expected")
+    elif isinstance(loop, uvcffi.Loop):
+        assert refused is not None and "needs a SOCK_DGRAM socket" in refused
+    else:
+        assert refused is None
 
 
 def test_get_extra_info(loop):

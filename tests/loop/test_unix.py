@@ -425,3 +425,73 @@ def test_unix_server_create_and_close_leaves_no_fd(loop, tmp_path, start_serving
         assert fd_count() == before
 
     run(loop, main())
+
+
+CLEANS_UP = sys.version_info >= (3, 13)
+
+
+@pytest.mark.parametrize("start_serving", [True, False])
+def test_unix_server_close_and_its_socket_file(loop, tmp_path, start_serving):
+    # 3.13 (cleanup_socket=True by default): closing the server removes its socket file;
+    # before, the file stays, as it always did.
+    path = str(tmp_path / "srv.sock")
+
+    async def main():
+        server = await loop.create_unix_server(ServerSide(), path, start_serving=start_serving)
+        assert os.path.exists(path)
+        await close_server(server)
+        assert os.path.exists(path) is not CLEANS_UP
+
+    run(loop, main())
+
+
+@pytest.mark.skipif(not CLEANS_UP, reason="cleanup_socket is new in Python 3.13")
+def test_unix_server_cleanup_socket_false_keeps_the_file(loop, tmp_path):
+    path = str(tmp_path / "keep.sock")
+
+    async def main():
+        server = await loop.create_unix_server(ServerSide(), path, cleanup_socket=False)
+        await close_server(server)
+        assert os.path.exists(path)
+
+    run(loop, main())
+
+
+@pytest.mark.skipif(not CLEANS_UP, reason="cleanup_socket is new in Python 3.13")
+def test_unix_server_leaves_a_file_that_replaced_its_socket(loop, tmp_path):
+    path = str(tmp_path / "taken.sock")
+
+    async def main():
+        server = await loop.create_unix_server(ServerSide(), path)
+        os.unlink(path)
+        with open(path, "w") as f:  # someone else's file now, at the same path
+            f.write("not ours")
+        await close_server(server)
+        with open(path) as f:
+            assert f.read() == "not ours"
+
+    run(loop, main())
+
+
+@pytest.mark.skipif(not CLEANS_UP, reason="cleanup_socket is new in Python 3.13")
+def test_unix_server_from_a_bound_sock_cleans_up_too(loop, tmp_path):
+    path = str(tmp_path / "sock.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+
+    async def main():
+        server = await loop.create_unix_server(ServerSide(), sock=sock)
+        await close_server(server)
+        assert not os.path.exists(path)
+
+    run(loop, main())
+
+
+@pytest.mark.skipif(CLEANS_UP, reason="Python 3.13+ has cleanup_socket")
+def test_unix_server_cleanup_socket_is_refused_before_3_13(loop, tmp_path):
+    async def main():
+        with pytest.raises(TypeError, match="cleanup_socket"):
+            await loop.create_unix_server(ServerSide(), str(tmp_path / "x.sock"),
+                                          cleanup_socket=True)
+
+    run(loop, main())

@@ -60,6 +60,7 @@ import logging
 import os
 import socket
 import stat
+import sys
 from asyncio import trsock
 from typing import Any, Callable
 
@@ -79,6 +80,8 @@ _HEADER_SIZE = 8
 _HAS_IPV6 = hasattr(socket, "AF_INET6")
 _IP_FAMILIES = (socket.AF_INET, socket.AF_INET6) if _HAS_IPV6 else (socket.AF_INET,)
 _MAX_CACHED_DESTINATIONS = 256
+# 3.13 reworded the sock= type check and let every non-stream socket through (gh-114887).
+_PY313 = sys.version_info >= (3, 13)
 _UNSET: Any = object()
 # Host names the socket module gives a meaning of its own: (IPv4, IPv6) equivalents.
 _SPECIAL_HOSTS = {"": ("0.0.0.0", "::"), "<broadcast>": ("255.255.255.255", "<broadcast>")}
@@ -721,7 +724,15 @@ class DatagramMixin(LoopCore):
         own_sock = sock is None
         if sock is not None:
             if sock.type != socket.SOCK_DGRAM:
-                raise ValueError(f"A UDP Socket was expected, got {sock!r}")
+                if not _PY313:
+                    raise ValueError(f"A UDP Socket was expected, got {sock!r}")
+                if sock.type == socket.SOCK_STREAM:
+                    raise ValueError(f"A datagram socket was expected, got {sock!r}")
+                # 3.13's loop takes any other type too (SOCK_SEQPACKET, SOCK_RAW...);
+                # libuv's UDP handle serves datagram sockets only (README, differences).
+                raise ValueError(
+                    f"uvcffi's datagram transport needs a SOCK_DGRAM socket, got {sock!r}"
+                )
             options = {
                 "local_addr": local_addr, "remote_addr": remote_addr, "family": family,
                 "proto": proto, "flags": flags, "reuse_port": reuse_port,

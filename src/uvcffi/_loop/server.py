@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from asyncio import trsock
 from typing import Any, Callable
@@ -32,11 +33,25 @@ class _Listener:
     """One listening socket: its Python socket object, and the libuv handle on its fd
     once the server serves (None before: the fd is then still the socket object's)."""
 
-    __slots__ = ("sock", "handle")
+    __slots__ = ("sock", "handle", "socket_file")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.handle: UVStream | None = None
+        # (path, inode) of a Unix socket's file to remove on close (3.13's cleanup_socket).
+        self.socket_file: tuple[str, int] | None = None
+
+    def remove_socket_file(self) -> None:
+        """Remove the socket file, unless something else has taken its path since."""
+        path, inode = self.socket_file  # type: ignore[misc]
+        self.socket_file = None
+        try:
+            if os.stat(path).st_ino == inode:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            logger.error("Unable to clean up listening UNIX socket %r: %r", path, err)
 
 
 class Server(asyncio.AbstractServer):
@@ -193,6 +208,9 @@ class Server(asyncio.AbstractServer):
             self._loop._fd_sockets.discard(listener.sock)
             listener.sock.detach()  # libuv closes the fd with the handle
             listener.handle.close()
+        for listener in listeners:
+            if listener.socket_file is not None:
+                listener.remove_socket_file()
         self._serving = False
         fut = self._serving_forever_fut
         if fut is not None and not fut.done():
@@ -200,6 +218,12 @@ class Server(asyncio.AbstractServer):
             self._serving_forever_fut = None
         if self._active_count == 0:
             self._wakeup()
+
+    def _remove_on_close(self, sock: socket.socket, path: str, inode: int) -> None:
+        """Have close() remove ``sock``'s file at ``path`` if it still has ``inode``."""
+        for listener in self._listeners or ():
+            if listener.sock is sock:
+                listener.socket_file = (path, inode)
 
     def close_clients(self) -> None:  # 3.13
         raise NotImplementedError("uvcffi.Server.close_clients() is not implemented yet")

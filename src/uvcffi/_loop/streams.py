@@ -44,6 +44,21 @@ logger = logging.getLogger("asyncio")
 
 _HAS_IPV6 = hasattr(socket, "AF_INET6")
 _SSL_SHUTDOWN_TIMEOUT_SUPPORTED = sys.version_info >= (3, 11)
+# 3.13 added create_unix_server(cleanup_socket=True); before, the argument does not exist.
+_CLEANUP_SOCKET_DEFAULT = sys.version_info >= (3, 13)
+_NOT_GIVEN: Any = object()
+
+
+def _socket_file_of(sock: socket.socket) -> tuple[str, int] | None:
+    """The path a listening Unix socket is bound to and that file's inode, for removing it
+    when the server closes (3.13's cleanup_socket); None for abstract or unnamed ones."""
+    path = sock.getsockname()
+    if not path or path[0] in (0, "\x00"):
+        return None
+    try:
+        return path, os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
 
 
 def _interleave_addrinfos(infos: list[Any], first_family_count: int = 1) -> list[Any]:
@@ -519,7 +534,15 @@ class StreamsMixin(LoopCore):
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
         start_serving: bool = True,
+        cleanup_socket: Any = _NOT_GIVEN,
     ) -> Server:
+        # cleanup_socket (3.13): closing the server removes its socket file.
+        if cleanup_socket is _NOT_GIVEN:
+            cleanup_socket = _CLEANUP_SOCKET_DEFAULT
+        elif not _CLEANUP_SOCKET_DEFAULT:
+            raise TypeError(
+                "create_unix_server() got an unexpected keyword argument 'cleanup_socket'"
+            )
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         _check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
@@ -553,9 +576,12 @@ class StreamsMixin(LoopCore):
                 raise ValueError("path was not specified, and no sock specified")
             if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+        cleanup = _socket_file_of(sock) if cleanup_socket else None
         sock.setblocking(False)
         server = Server(self, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout,
                         ssl_shutdown_timeout)
+        if cleanup is not None:
+            server._remove_on_close(sock, *cleanup)
         if start_serving:
             try:
                 server._start_serving()
