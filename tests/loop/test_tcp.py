@@ -1674,3 +1674,88 @@ def test_server_create_and_close_leaves_no_fd(loop, start_serving):
 
     run(loop, main())
     assert_no_live_handles(loop)
+
+
+# -- Server.close_clients() / abort_clients() (3.13) ---------------------------------------
+
+
+def _no_clients_api_before_3_13(loop):
+    skip_oracle_if(loop, sys.version_info < (3, 13), "close_clients/abort_clients are new in 3.13")
+
+
+@pytest.mark.parametrize("how", ["close_clients", "abort_clients"])
+def test_server_close_or_abort_clients(loop, how):
+    _no_clients_api_before_3_13(loop)
+    server_side = []
+
+    def factory():
+        proto = Recorder()
+        server_side.append(proto)
+        return proto
+
+    async def main():
+        server, port = await start_tcp_server(loop, factory)
+        clients = []
+        for _ in range(3):
+            clients.append(await loop.create_connection(Recorder, "127.0.0.1", port))
+        await wait_until(lambda: len(server_side) == 3 and all(p.made.done() for p in server_side))
+        getattr(server, how)()
+        # Every accepted connection goes, and each client sees its end.
+        for proto in server_side:
+            assert await asyncio.wait_for(proto.lost, 5) is None
+        for _, proto in clients:
+            await asyncio.wait_for(proto.lost, 5)
+        # The server itself still serves.
+        assert server.is_serving()
+        tr, proto = await loop.create_connection(Recorder, "127.0.0.1", port)
+        await wait_until(lambda: len(server_side) == 4)
+        tr.close()
+        await proto.lost
+        await close_server(server)
+
+    run(loop, main())
+
+
+def test_server_close_then_close_clients_lets_wait_closed_return(loop):
+    _no_clients_api_before_3_13(loop)
+
+    async def main():
+        server, port = await start_tcp_server(loop, Recorder)
+        tr, proto = await loop.create_connection(Recorder, "127.0.0.1", port)
+        server.close()
+        waiter = asyncio.ensure_future(server.wait_closed())
+        await asyncio.sleep(0.05)
+        assert not waiter.done()  # a connection is still open
+        server.close_clients()
+        await asyncio.wait_for(waiter, 5)
+        await asyncio.wait_for(proto.lost, 5)
+
+    run(loop, main())
+
+
+def test_abort_clients_drops_unsent_data(loop):
+    _no_clients_api_before_3_13(loop)
+    server_side = []
+
+    def factory():
+        proto = Recorder()
+        server_side.append(proto)
+        return proto
+
+    async def main():
+        server, port = await start_tcp_server(loop, factory)
+        tr, proto = await loop.create_connection(Recorder, "127.0.0.1", port)
+        tr.pause_reading()  # the client reads nothing: the server's writes back up
+        await wait_until(lambda: server_side and server_side[0].made.done())
+        srv_tr = server_side[0].transport
+        while srv_tr.get_write_buffer_size() == 0:
+            srv_tr.write(b"x" * 65536)
+            await asyncio.sleep(0)
+        server.abort_clients()
+        assert srv_tr.is_closing()
+        assert await asyncio.wait_for(server_side[0].lost, 5) is None
+        assert srv_tr.get_write_buffer_size() == 0
+        tr.close()
+        await close_server(server)
+
+    run(loop, main())

@@ -72,7 +72,8 @@ class Server(asyncio.AbstractServer):
         self._backlog = backlog
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._ssl_shutdown_timeout = ssl_shutdown_timeout
-        self._active_count = 0
+        # The transports of this server's connections, until their connection_lost.
+        self._clients: set[Any] = set()
         self._waiters: list[Any] | None = []
         self._serving = False
         self._serving_forever_fut: Any = None
@@ -82,12 +83,12 @@ class Server(asyncio.AbstractServer):
 
     # -- connection accounting (transports call these) --------------------------------------
 
-    def _attach(self) -> None:
-        self._active_count += 1
+    def _attach(self, transport: Any) -> None:
+        self._clients.add(transport)
 
-    def _detach(self) -> None:
-        self._active_count -= 1
-        if self._active_count == 0 and self._listeners is None:
+    def _detach(self, transport: Any) -> None:
+        self._clients.discard(transport)
+        if not self._clients and self._listeners is None:
             self._wakeup()
 
     def _wakeup(self) -> None:
@@ -216,7 +217,7 @@ class Server(asyncio.AbstractServer):
         if fut is not None and not fut.done():
             fut.cancel()
             self._serving_forever_fut = None
-        if self._active_count == 0:
+        if not self._clients:
             self._wakeup()
 
     def _remove_on_close(self, sock: socket.socket, path: str, inode: int) -> None:
@@ -226,10 +227,14 @@ class Server(asyncio.AbstractServer):
                 listener.socket_file = (path, inode)
 
     def close_clients(self) -> None:  # 3.13
-        raise NotImplementedError("uvcffi.Server.close_clients() is not implemented yet")
+        """Close every connection this server accepted (their transports' close())."""
+        for transport in list(self._clients):
+            transport.close()
 
     def abort_clients(self) -> None:  # 3.13
-        raise NotImplementedError("uvcffi.Server.abort_clients() is not implemented yet")
+        """Abort every connection this server accepted, dropping unsent data."""
+        for transport in list(self._clients):
+            transport.abort()
 
     async def start_serving(self) -> None:
         self._start_serving()

@@ -188,7 +188,7 @@ class UVStreamTransport(DeliveryMixin, FlowControl, asyncio.Transport):
         stream.on_read = self._on_read
         stream.on_shutdown = _ignore_status  # errors surface through reads and writes
         if server is not None:
-            server._attach()
+            server._attach(self)
         self._set_address_info()
 
         loop.call_soon(self._protocol.connection_made, self)
@@ -644,7 +644,7 @@ class UVStreamTransport(DeliveryMixin, FlowControl, asyncio.Transport):
             server = self._server
             if server is not None:
                 self._server = None
-                server._detach()
+                server._detach(self)
 
     def _close_handle(self) -> None:
         if self._sock is not None:
