@@ -522,3 +522,72 @@ def test_subclass_time_override_is_kept(loop_factory):
         assert loop.time() == 12345.0
     finally:
         loop.close()
+
+
+def test_timers_follow_an_overridden_time(loop_factory):
+    # call_later and call_at use loop.time()'s reference, as asyncio documents: a loop
+    # whose time() is a clock of its own (a test's virtual clock) fires timers by it.
+    base = loop_factory()
+    base.close()
+
+    class Clocked(type(base)):
+        fake = 1000.0
+
+        def time(self):
+            return self.fake
+
+    loop = Clocked()
+    fired = []
+    steps = []
+
+    def step(i):
+        # Real time passes between steps; only the fake clock decides what is due.
+        steps.append((i, list(fired)))
+        if i == 20:
+            loop.fake = 1003.0
+        elif i == 40:
+            loop.fake = 1006.0
+        if i < 60:
+            loop.call_soon(step, i + 1)
+        else:
+            loop.stop()
+
+    try:
+        later = loop.call_later(5, fired.append, "later")
+        at = loop.call_at(1002, fired.append, "at")
+        assert later.when() == 1005.0 and at.when() == 1002.0
+        loop.call_soon(step, 0)
+        loop.run_forever()
+    finally:
+        loop.close()
+    assert fired == ["at", "later"]
+    before = dict(steps)
+    assert before[20] == []  # nothing is due before the fake clock moves
+    assert before[40] == ["at"]
+    assert before[60] == ["at", "later"]
+
+
+def test_sleeping_loop_wakes_for_a_timer_by_an_offset_clock(loop_factory):
+    # The loop sleeps until the next timer is due by loop.time(), whatever its origin.
+    base = loop_factory()
+    base.close()
+
+    class Offset(type(base)):
+        def time(self):
+            return time.monotonic() + 1_000_000.0
+
+    loop = Offset()
+    try:
+        start = time.monotonic()
+        loop.call_later(0.05, loop.stop)
+        # A failure, not a hang, if the loop sleeps by the wrong clock: a thread stops it
+        # (a guard timer would be armed by that same clock).
+        guard = threading.Timer(10, loop.call_soon_threadsafe, (loop.stop,))
+        guard.start()
+        loop.run_forever()
+        elapsed = time.monotonic() - start
+        guard.cancel()
+        guard.join()
+    finally:
+        loop.close()
+    assert 0.05 - 0.001 <= elapsed < 5

@@ -367,7 +367,7 @@ class LoopCore(asyncio.AbstractEventLoop):
                 self._dispatch(uv.events(nevents))
             if scheduled:
                 # Due timers join the ready queue behind this iteration's I/O callbacks.
-                now = _monotonic()
+                now = self.time()  # time.monotonic itself unless overridden (__init__)
                 while scheduled and scheduled[0][0] <= now:
                     timer = _heappop(scheduled)[2]
                     if timer._cancelled:
@@ -442,7 +442,16 @@ class LoopCore(asyncio.AbstractEventLoop):
             self._timer_cancelled_count -= 1
         if not scheduled:
             return
-        due = scheduled[0][0] * 1000.0
+        if self.time is _monotonic:
+            due = scheduled[0][0] * 1000.0  # libuv's clock is CLOCK_MONOTONIC in ms too
+        else:
+            # A clock of the loop's own (a subclass's or a patched time()): libuv is
+            # armed for what remains by that clock, from libuv's present time.
+            kit = self._kit
+            if kit is None:
+                return
+            kit.uv.update_time()
+            due = kit.uv.now() + (scheduled[0][0] - self.time()) * 1000.0
         if due <= 0.0:
             due_ms = 0
         elif due < _MAX_DUE_MS:
@@ -542,12 +551,12 @@ class LoopCore(asyncio.AbstractEventLoop):
         if delay is None:
             raise TypeError("delay must not be None")
         if self._closed or self._debug:
-            timer = self._new_timer(_monotonic() + delay, callback, args, context)
+            timer = self._new_timer(self.time() + delay, callback, args, context)
             if timer._source_traceback:
                 del timer._source_traceback[-2:]  # _new_timer's and call_later's frames
             return timer
         # _new_timer, inlined for the common case: a frame is a tenth of a timer's cost.
-        when = _monotonic() + delay
+        when = self.time() + delay  # loop.time()'s reference, as asyncio's call_later
         timer = _new_handle(TimerHandle)
         timer._context = _copy_context() if context is None else context
         timer._loop = self
