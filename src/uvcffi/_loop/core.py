@@ -510,18 +510,9 @@ class LoopCore(asyncio.AbstractEventLoop):
             raise RuntimeError("Event loop is closed")
         if self._debug:
             self._check_callback(callback, "call_soon_threadsafe")
-            handle = Handle(callback, args, self, context)
-            if handle._source_traceback:
-                del handle._source_traceback[-1]
-        else:
-            handle = _new_handle(Handle)
-            handle._context = _copy_context() if context is None else context
-            handle._loop = self
-            handle._callback = callback
-            handle._args = args
-            handle._cancelled = False
-            handle._repr = None
-            handle._source_traceback = None
+        handle = Handle(callback, args, self, context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]
         self._ready.append(handle)
         # One wake-up per sleep is enough (see _iterate, which clears the flag before it
         # looks at the ready queue a last time and sleeps): a thread that finds it set
