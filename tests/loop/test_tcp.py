@@ -1686,15 +1686,11 @@ def _no_clients_api_before_3_13(loop):
 @pytest.mark.parametrize("how", ["close_clients", "abort_clients"])
 def test_server_close_or_abort_clients(loop, how):
     _no_clients_api_before_3_13(loop)
-    server_side = []
-
-    def factory():
-        proto = Recorder()
-        server_side.append(proto)
-        return proto
+    side = ServerSide()
+    server_side = side.protocols
 
     async def main():
-        server, port = await start_tcp_server(loop, factory)
+        server, port = await start_tcp_server(loop, side)
         clients = []
         for _ in range(3):
             clients.append(await loop.create_connection(Recorder, "127.0.0.1", port))
@@ -1735,25 +1731,20 @@ def test_server_close_then_close_clients_lets_wait_closed_return(loop):
 
 def test_abort_clients_drops_unsent_data(loop):
     _no_clients_api_before_3_13(loop)
-    server_side = []
-
-    def factory():
-        proto = Recorder()
-        server_side.append(proto)
-        return proto
+    side = ServerSide()
 
     async def main():
-        server, port = await start_tcp_server(loop, factory)
+        server, port = await start_tcp_server(loop, side)
         tr, proto = await loop.create_connection(Recorder, "127.0.0.1", port)
         tr.pause_reading()  # the client reads nothing: the server's writes back up
-        await wait_until(lambda: server_side and server_side[0].made.done())
-        srv_tr = server_side[0].transport
+        server_proto = await side.first()
+        srv_tr = server_proto.transport
         while srv_tr.get_write_buffer_size() == 0:
             srv_tr.write(b"x" * 65536)
             await asyncio.sleep(0)
         server.abort_clients()
         assert srv_tr.is_closing()
-        assert await asyncio.wait_for(server_side[0].lost, 5) is None
+        assert await asyncio.wait_for(server_proto.lost, 5) is None
         assert srv_tr.get_write_buffer_size() == 0
         tr.close()
         await close_server(server)
