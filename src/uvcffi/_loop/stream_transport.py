@@ -37,7 +37,7 @@ from typing import Any
 
 from .._errors import exception_for
 from .._uv.stream import UVStream
-from .._uv.stream import try_write_raw as _try_write_raw
+from .._uv.stream import try_write as _try_write
 from .flowcontrol import FlowControl
 from .handles import Handle, report_callback_error
 
@@ -447,7 +447,7 @@ class UVStreamTransport(DeliveryMixin, FlowControl, asyncio.Transport):
         ptr = stream._ptr
         n = 0
         if ptr is not None:
-            n = _try_write_raw(ptr, data, len(data))
+            n = _try_write(ptr, data, len(data))
             if n == len(data):
                 return
         try:

@@ -25,15 +25,13 @@ from .loop import EV_CONNECT, EV_CONNECTION, EV_READ, EV_SHUTDOWN, EV_WRITE, UVL
 
 _UV_EOF: int = lib.UV_EOF
 
-try_write = lib.uvc_try_write
-_write = lib.uvc_write
-
-#: ``try_write_raw(ptr, data, size)``: :meth:`UVStream.try_write` without the method call,
+#: ``try_write(ptr, data, size)``: :meth:`UVStream.try_write` without the method call, also
 #: for the transports' write path (the way ``run_raw`` serves the loop's iteration): the
 #: caller passes the stream's ``_ptr``, read just before and only if not None (the memory
 #: lives until the close callback, which cannot run in between), and completes a short
 #: write with :meth:`UVStream.send_rest`.  Returns the count written or a libuv error.
-try_write_raw = lib.uvc_try_write
+try_write = lib.uvc_try_write
+_write = lib.uvc_write
 
 
 class UVStream(UVHandle):
@@ -130,7 +128,7 @@ class UVStream(UVHandle):
 
     def send_rest(self, data: bytes, n: int) -> bool:
         """:meth:`send` after its ``try_write`` returned ``n`` (maybe an error, maybe done
-        via :data:`try_write_raw`): raise the error, or queue ``data[n:]``; return whether
+        via :data:`try_write`): raise the error, or queue ``data[n:]``; return whether
         anything was queued."""
         ptr = self._ptr
         if ptr is None:
