@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+import uvcffi
 from conftest import skip_oracle_if
 
 
@@ -224,6 +225,55 @@ def test_equal_deadlines_run_in_scheduling_order(loop):
     assert seen == list(range(50))
 
 
+def test_shared_deadline_skips_cancelled_timers_and_keeps_order(loop):
+    # Timers at one exact deadline share an entry in uvcffi's timer table; cancelling
+    # some of them must drop just those.  The plain int deadline shares with the float.
+    when = int(loop.time()) + 1
+    seen = []
+    handles = [loop.call_at(float(when) if i % 2 else when, seen.append, i) for i in range(6)]
+    handles[1].cancel()
+    handles[4].cancel()
+    loop.call_at(when + 0.01, loop.stop)
+    loop.run_forever()
+    assert sorted(seen) == [0, 2, 3, 5]
+    if isinstance(loop, uvcffi.Loop):
+        assert seen == [0, 2, 3, 5]
+        assert loop._timer_cancelled_count == 0
+        assert loop._pending_timers() == []
+
+
+def test_sweep_keeps_the_live_timers_of_a_shared_deadline(loop):
+    skip_oracle_if(loop, True, "looks at uvcffi's timer table")
+    when = loop.time() + 0.02
+    seen = []
+    handles = [loop.call_at(when, seen.append, i) for i in range(300)]
+    lone = loop.call_at(when + 3600, print)
+    for h in handles[::3] + handles[1::3]:
+        h.cancel()
+    lone.cancel()
+    loop.call_soon(loop.stop)
+    loop.run_forever()  # 201 of 301 cancelled: this iteration sweeps them
+    assert loop._timer_cancelled_count == 0
+    assert len(loop._pending_timers()) == 100
+    loop.call_at(when + 0.01, loop.stop)
+    loop.run_forever()
+    assert seen == list(range(2, 300, 3))
+
+
+def test_a_wholly_cancelled_shared_deadline_is_dropped_before_sleeping(loop):
+    skip_oracle_if(loop, True, "looks at uvcffi's timer table")
+    when = loop.time() + 0.005
+    fired = []
+    handles = [loop.call_at(when, fired.append, i) for i in range(3)]
+    for h in handles:
+        h.cancel()
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert fired == []
+    assert loop._timer_cancelled_count == 0
+    assert loop._pending_timers() == []
+
+
 def test_cancelled_timers_do_not_pile_up(loop):
     skip_oracle_if(loop, True, "looks at uvcffi's timer heap")
     # Long timeouts cancelled early (most wait_for timeouts) must not stay in the heap.
@@ -232,14 +282,15 @@ def test_cancelled_timers_do_not_pile_up(loop):
         h.cancel()
     loop.call_soon(loop.stop)
     loop.run_forever()  # one iteration sweeps them
-    assert len(loop._scheduled) == 10
+    assert len(loop._pending_timers()) == 10
     assert loop._timer_cancelled_count == 0
     for h in handles[990:995]:
         h.cancel()  # too few to sweep: counted, and skipped when they come up
     loop.call_soon(loop.stop)
     loop.run_forever()
-    assert len(loop._scheduled) == 10
-    assert loop._timer_cancelled_count == sum(e[2].cancelled() for e in loop._scheduled) == 5
+    pending = loop._pending_timers()
+    assert len(pending) == 10
+    assert loop._timer_cancelled_count == sum(t.cancelled() for t in pending) == 5
     for h in handles[995:]:
         h.cancel()
 

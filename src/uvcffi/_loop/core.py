@@ -23,18 +23,25 @@ none: an iteration with an empty ready queue always sleeps until libuv has somet
 
 Timers: a heap in Python, one libuv timer for the earliest
 ---------------------------------------------------------
-Pending TimerHandles live in a binary heap of ``(when, seq, handle)`` tuples, as in
-asyncio's loop but with the comparisons done by C on floats and ints (asyncio compares
-TimerHandles through a Python ``__lt__``), and ``seq`` making timers with equal deadlines
-come out in the order they were scheduled.  libuv is only asked to wake ``uv_run`` when
-the earliest deadline is due: the kit's one *deadline timer* is armed, before an
-iteration that may sleep, for the absolute due time ``ceil(when * 1000)`` ms measured on
-libuv's own cached clock (``uvc_timer_start_at``), and re-armed only when the earliest
-deadline changed.  So scheduling a timer costs a tuple and a ``heappush`` and no C call,
-and cancelling one only marks it, as in asyncio; cancelled entries are dropped when they
-reach the top of the heap, or all at once, at the start of an iteration, when they are
-more than half of a heap of at least :data:`_MIN_CANCELLED_SWEEP` entries (so that many
-long timeouts cancelled early, the fate of most ``wait_for`` timeouts, cannot pile up).
+Pending TimerHandles are kept in two pieces: a binary heap of their deadlines alone
+(``_scheduled``, plain floats) and a dict from deadline to TimerHandle (``_timers_at``;
+a list of TimerHandles, in the order they were scheduled, when several share one
+deadline exactly).  asyncio keeps the TimerHandles themselves in its heap and compares
+them through a Python ``__lt__``.  Our first design, a heap of ``(when, seq, handle)``
+tuples, compared in C but cost every timer a tuple -- one more object for the cyclic GC
+to track and traverse, and a tuple comparison at every step of the heap.  Floats are not
+tracked by the GC and compare in a few instructions; the dict costs one insertion and
+one removal per timer.
+
+libuv is only asked to wake ``uv_run`` when the earliest deadline is due: the kit's one
+*deadline timer* is armed, before an iteration that may sleep, for the absolute due time
+``ceil(when * 1000)`` ms measured on libuv's own cached clock (``uvc_timer_start_at``),
+and re-armed only when the earliest deadline changed.  So scheduling a timer costs a
+dict entry and a ``heappush`` and no C call, and cancelling one only marks it, as in
+asyncio; cancelled timers are dropped when their deadline reaches the top of the heap,
+or all at once, at the start of an iteration, when they are more than half of at least
+:data:`_MIN_CANCELLED_SWEEP` (so that many long timeouts cancelled early, the fate of
+most ``wait_for`` timeouts, cannot pile up).
 
 A timer is due when ``loop.time()`` -- ``time.monotonic()``, as in asyncio -- has reached
 its ``when``: after ``uv_run`` returns, every due entry leaves the heap in deadline order
@@ -58,7 +65,6 @@ import collections
 import concurrent.futures
 import contextvars
 import heapq
-import itertools
 import logging
 import math
 import os
@@ -142,9 +148,10 @@ class LoopCore(asyncio.AbstractEventLoop):
         # closed earlier (kit.py says why and when).
         self._kit: Kit | None = take_kit()
         self._uv = self._kit.uv
-        # Pending TimerHandles as (when, seq, handle); see "Timers" above.
-        self._scheduled: list[tuple[float, int, TimerHandle]] = []
-        self._timer_seq = itertools.count().__next__
+        # Pending TimerHandles: a heap of deadlines and, per deadline, the TimerHandle (or
+        # a list of those sharing it); see "Timers" above.
+        self._scheduled: list[float] = []
+        self._timers_at: dict[float, Any] = {}
         self._timer_cancelled_count = 0
         # The due time (libuv ms) the kit's deadline timer is armed for, or None.
         self._deadline_ms: int | None = None
@@ -292,9 +299,10 @@ class LoopCore(asyncio.AbstractEventLoop):
     def _close_uv(self) -> None:
         """Free every libuv resource; see docs/design.md, "Shutdown"."""
         # Pending TimerHandles stay with their holders, who may still cancel() them.
-        for entry in self._scheduled:
-            entry[2]._scheduled = False
+        for timer in self._pending_timers():
+            timer._scheduled = False
         self._scheduled.clear()
+        self._timers_at.clear()
         self._timer_cancelled_count = 0
         if self._fd_sockets:
             for sock in list(self._fd_sockets):
@@ -338,6 +346,7 @@ class LoopCore(asyncio.AbstractEventLoop):
         kept in this one frame: per iteration it is most of the cost of a callback)."""
         ready = self._ready
         scheduled = self._scheduled
+        timers_at = self._timers_at
         popleft = ready.popleft
         uv = self._uv
         uv_run = _uv_run
@@ -349,7 +358,7 @@ class LoopCore(asyncio.AbstractEventLoop):
                 before_poll()
             if scheduled:
                 cancelled = self._timer_cancelled_count
-                if cancelled > _MIN_CANCELLED_SWEEP and cancelled * 2 > len(scheduled):
+                if cancelled > _MIN_CANCELLED_SWEEP and cancelled * 2 > len(timers_at):
                     self._sweep_cancelled_timers()
             if ready or self._stopping:
                 nevents = uv_run(uv_ptr, RUN_NOWAIT)
@@ -368,9 +377,11 @@ class LoopCore(asyncio.AbstractEventLoop):
             if scheduled:
                 # Due timers join the ready queue behind this iteration's I/O callbacks.
                 now = self.time()  # time.monotonic itself unless overridden (__init__)
-                while scheduled and scheduled[0][0] <= now:
-                    timer = _heappop(scheduled)[2]
-                    if timer._cancelled:
+                while scheduled and scheduled[0] <= now:
+                    timer = timers_at.pop(_heappop(scheduled))
+                    if timer.__class__ is list:
+                        self._timers_due_together(timer)
+                    elif timer._cancelled:
                         self._timer_cancelled_count -= 1
                     else:
                         timer._scheduled = False
@@ -436,14 +447,23 @@ class LoopCore(asyncio.AbstractEventLoop):
     def _arm_deadline(self) -> None:
         """Have libuv wake uv_run when the earliest pending timer is due."""
         scheduled = self._scheduled
+        timers_at = self._timers_at
         # Cancelled timers at the top would only cause early wake-ups: drop them first.
-        while scheduled and scheduled[0][2]._cancelled:
-            _heappop(scheduled)
-            self._timer_cancelled_count -= 1
+        while scheduled:
+            entry = timers_at[scheduled[0]]
+            if entry.__class__ is list:
+                if not all(timer._cancelled for timer in entry):
+                    break
+                self._timer_cancelled_count -= len(entry)
+            elif not entry._cancelled:
+                break
+            else:
+                self._timer_cancelled_count -= 1
+            del timers_at[_heappop(scheduled)]
         if not scheduled:
             return
         if self.time is _monotonic:
-            due = scheduled[0][0] * 1000.0  # libuv's clock is CLOCK_MONOTONIC in ms too
+            due = scheduled[0] * 1000.0  # libuv's clock is CLOCK_MONOTONIC in ms too
         else:
             # A clock of the loop's own (a subclass's or a patched time()): libuv is
             # armed for what remains by that clock, from libuv's present time.
@@ -451,7 +471,7 @@ class LoopCore(asyncio.AbstractEventLoop):
             if kit is None:
                 return
             kit.uv.update_time()
-            due = kit.uv.now() + (scheduled[0][0] - self.time()) * 1000.0
+            due = kit.uv.now() + (scheduled[0] - self.time()) * 1000.0
         if due <= 0.0:
             due_ms = 0
         elif due < _MAX_DUE_MS:
@@ -558,7 +578,10 @@ class LoopCore(asyncio.AbstractEventLoop):
         timer._source_traceback = None
         timer._when = when
         timer._scheduled = True
-        _heappush(self._scheduled, (when, self._timer_seq(), timer))
+        if self._timers_at.setdefault(when, timer) is timer:
+            _heappush(self._scheduled, when)
+        else:
+            self._share_deadline(when, timer)
         return timer
 
     def call_at(
@@ -601,7 +624,10 @@ class LoopCore(asyncio.AbstractEventLoop):
             timer._source_traceback = None
             timer._when = when
         timer._scheduled = True
-        _heappush(self._scheduled, (when, self._timer_seq(), timer))
+        if self._timers_at.setdefault(when, timer) is timer:
+            _heappush(self._scheduled, when)
+        else:
+            self._share_deadline(when, timer)
         return timer
 
     def _timer_handle_cancelled(self, timer: Any) -> None:
@@ -609,10 +635,54 @@ class LoopCore(asyncio.AbstractEventLoop):
         sweeps (or pops) it, so a burst of cancellations costs one sweep at most."""
         self._timer_cancelled_count += 1
 
+    def _share_deadline(self, when: float, timer: TimerHandle) -> None:
+        """Add ``timer`` behind the timers already due at exactly ``when`` (rare with
+        ``call_later``, common with ``call_at``): they will run in the order scheduled."""
+        timers_at = self._timers_at
+        entry = timers_at[when]
+        if entry.__class__ is list:
+            entry.append(timer)
+        else:
+            timers_at[when] = [entry, timer]
+
+    def _timers_due_together(self, timers: list[TimerHandle]) -> None:
+        """The timers of one deadline, just due, join the ready queue in their order."""
+        ready = self._ready
+        for timer in timers:
+            if timer._cancelled:
+                self._timer_cancelled_count -= 1
+            else:
+                timer._scheduled = False
+                ready.append(timer)
+
+    def _pending_timers(self) -> list[TimerHandle]:
+        """Every TimerHandle still held for its deadline, cancelled ones included."""
+        timers: list[TimerHandle] = []
+        for entry in self._timers_at.values():
+            if entry.__class__ is list:
+                timers.extend(entry)
+            else:
+                timers.append(entry)
+        return timers
+
     def _sweep_cancelled_timers(self) -> None:
-        kept = [entry for entry in self._scheduled if not entry[2]._cancelled]
-        heapq.heapify(kept)
-        self._scheduled[:] = kept
+        # Runs when most timers are cancelled: copying the few live ones out is cheaper
+        # than deleting the many.  Both containers are updated in place (_iterate holds
+        # them in locals).
+        timers_at = self._timers_at
+        kept = {}
+        for when, entry in timers_at.items():
+            if entry.__class__ is list:
+                live = [timer for timer in entry if not timer._cancelled]
+                if live:
+                    kept[when] = live
+            elif not entry._cancelled:
+                kept[when] = entry
+        timers_at.clear()
+        timers_at.update(kept)
+        scheduled = self._scheduled
+        scheduled[:] = kept  # the deadlines left, heapified in place
+        heapq.heapify(scheduled)
         self._timer_cancelled_count = 0
 
     def time(self) -> float:
