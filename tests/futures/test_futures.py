@@ -764,3 +764,21 @@ def test_future_for_a_thread_result(loop, future_cls, run):
         return await fut
 
     assert run(main()) == 'from thread'
+
+
+def test_loop_create_future_builds_what_the_constructor_builds():
+    # uvcffi's create_future inlines Future.__init__: every slot must match.
+    import uvcffi
+    from uvcffi._futures import Future
+
+    loop = uvcffi.new_event_loop()
+    try:
+        made, constructed = loop.create_future(), Future(loop=loop)
+        assert type(made) is Future
+        slots = [name for name in Future.__slots__ if name != '__weakref__']
+        assert {name: getattr(made, name) for name in slots} == {
+            name: getattr(constructed, name) for name in slots}
+        loop.set_debug(True)
+        assert loop.create_future()._source_traceback  # debug mode takes the full path
+    finally:
+        loop.close()

@@ -78,7 +78,7 @@ from asyncio import events as _events
 from collections.abc import Awaitable, Generator
 from typing import Any, Callable, TypeVar
 
-from .._futures import Future
+from .._futures import _PENDING, Future
 from .._tasks import Task
 from .._uv.async_ import UVAsync
 from .._uv.loop import (
@@ -106,7 +106,7 @@ _MAX_DUE_MS = 1 << 60
 _MIN_CANCELLED_SWEEP = 100
 _heappush = heapq.heappush
 _heappop = heapq.heappop
-_new_handle = object.__new__
+_new_handle = object.__new__  # also makes Futures (create_future)
 _copy_context = contextvars.copy_context
 
 
@@ -693,7 +693,26 @@ class LoopCore(asyncio.AbstractEventLoop):
     # ------------------------------------------------------------------------------------
 
     def create_future(self) -> Any:
-        return self._future_class(loop=self)
+        if self._future_class is not Future or self._debug:
+            return self._future_class(loop=self)
+        # Future.__init__, inlined: it costs two frames (itself and loop.get_debug()), and
+        # every stream read or lock wait that has to wait makes a future here.
+        # tests/futures/test_futures.py checks that both ways give equal futures.
+        fut = _new_handle(Future)
+        fut._loop = self
+        fut._state = _PENDING
+        fut._result = None
+        fut._exception = None
+        fut._exception_tb = None
+        fut._callback0 = None
+        fut._context0 = None
+        fut._more_callbacks = None
+        fut._cancel_message = None
+        fut._cancelled_exc = None
+        fut._asyncio_future_blocking = False
+        fut._tb_logger = None
+        fut._source_traceback = None
+        return fut
 
     def create_task(
         self,
