@@ -385,11 +385,14 @@ class UVStreamTransport(DeliveryMixin, FlowControl, asyncio.Transport):
                 self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
             return
         # BufferedProtocol: asyncio names the call that failed, get_buffer() or
-        # buffer_updated(), in the report.
-        view = memoryview(data)
-        while view:
+        # buffer_updated(), in the report.  The chunk is copied into as many buffers as
+        # the protocol's get_buffer() takes to hold it; usually (sslproto's buffer is
+        # 256 KiB) the first holds it all, and then no view of the chunk is made.
+        left = len(data)
+        view = None
+        while left:
             try:
-                buf = protocol.get_buffer(len(view))
+                buf = protocol.get_buffer(left)
                 size = len(buf)
                 if not size:
                     raise RuntimeError("get_buffer() returned an empty buffer")
@@ -398,16 +401,23 @@ class UVStreamTransport(DeliveryMixin, FlowControl, asyncio.Transport):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
                 return
-            n = min(size, len(view))
             try:
-                memoryview(buf)[:n] = view[:n]
+                if view is None and size >= left:
+                    memoryview(buf)[:left] = data
+                    n = left
+                else:
+                    if view is None:
+                        view = memoryview(data)
+                    n = min(size, left)
+                    start = len(data) - left
+                    memoryview(buf)[:n] = view[start : start + n]
+                left -= n
                 protocol.buffer_updated(n)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
                 return
-            view = view[n:]
 
     def _on_eof(self) -> None:
         self._eof_received = True
