@@ -5,8 +5,9 @@ They subclass asyncio's classes, so ``isinstance(h, asyncio.TimerHandle)`` holds
 asyncio's; only construction is replaced, because asyncio's ``__init__`` asks the loop
 for its debug flag through a method call on every ``call_soon``.
 
-A pending TimerHandle sits in the loop's heap (``LoopCore._scheduled``, see core.py,
-"Timers") with ``_scheduled`` true; cancelling it only marks it, as in asyncio.
+A pending TimerHandle is held by the loop under its deadline (``LoopCore._timers_at``, the
+deadline itself in the heap ``LoopCore._scheduled``; see core.py, "Timers") with
+``_scheduled`` true; cancelling it only marks it, as in asyncio.
 """
 
 from __future__ import annotations
