@@ -242,6 +242,22 @@ def test_shared_deadline_skips_cancelled_timers_and_keeps_order(loop):
         assert loop._pending_timers() == []
 
 
+class _UnhashableDeadline(float):
+    """A number that compares like a float but cannot be hashed (as a 0-d numpy array)."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_call_at_accepts_an_unhashable_deadline(loop):
+    seen = []
+    when = _UnhashableDeadline(loop.time() + 0.005)
+    handle = loop.call_at(when, seen.append, "due")
+    assert handle.when() is when
+    loop.call_at(when + 0.01, loop.stop)
+    loop.run_forever()
+    assert seen == ["due"]
+
+
 def test_sweep_keeps_the_live_timers_of_a_shared_deadline(loop):
     skip_oracle_if(loop, True, "looks at uvcffi's timer table")
     when = loop.time() + 0.02

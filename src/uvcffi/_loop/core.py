@@ -624,7 +624,14 @@ class LoopCore(asyncio.AbstractEventLoop):
             timer._source_traceback = None
             timer._when = when
         timer._scheduled = True
-        if self._timers_at.setdefault(when, timer) is timer:
+        try:
+            first = self._timers_at.setdefault(when, timer)
+        except TypeError:
+            # An unhashable deadline (a 0-d numpy array, say), which asyncio accepts, as
+            # it only compares deadlines: the timer table files it under its float value.
+            when = float(when)
+            first = self._timers_at.setdefault(when, timer)
+        if first is timer:
             _heappush(self._scheduled, when)
         else:
             self._share_deadline(when, timer)
