@@ -247,6 +247,9 @@ class _UnhashableDeadline(float):
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __add__(self, other):
+        return _UnhashableDeadline(float(self) + other)
+
 
 def test_call_at_accepts_an_unhashable_deadline(loop):
     seen = []
@@ -254,6 +257,17 @@ def test_call_at_accepts_an_unhashable_deadline(loop):
     handle = loop.call_at(when, seen.append, "due")
     assert handle.when() is when
     loop.call_at(when + 0.01, loop.stop)
+    loop.run_forever()
+    assert seen == ["due"]
+
+
+def test_call_later_on_a_clock_of_unhashable_numbers(loop):
+    # loop.time() + delay is the deadline; a clock of the loop's own may make it unhashable.
+    loop.time = lambda: _UnhashableDeadline(time.monotonic())
+    seen = []
+    handle = loop.call_later(0.005, seen.append, "due")
+    assert isinstance(handle.when(), _UnhashableDeadline)
+    loop.call_later(0.015, loop.stop)
     loop.run_forever()
     assert seen == ["due"]
 

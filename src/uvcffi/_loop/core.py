@@ -578,10 +578,14 @@ class LoopCore(asyncio.AbstractEventLoop):
         timer._source_traceback = None
         timer._when = when
         timer._scheduled = True
-        if self._timers_at.setdefault(when, timer) is timer:
+        try:
+            first = self._timers_at.setdefault(when, timer)
+        except TypeError:  # an unhashable deadline: _file_timer deals with it
+            first = None
+        if first is timer:
             _heappush(self._scheduled, when)
         else:
-            self._share_deadline(when, timer)
+            self._file_timer(when, timer)
         return timer
 
     def call_at(
@@ -626,15 +630,12 @@ class LoopCore(asyncio.AbstractEventLoop):
         timer._scheduled = True
         try:
             first = self._timers_at.setdefault(when, timer)
-        except TypeError:
-            # An unhashable deadline (a 0-d numpy array, say), which asyncio accepts, as
-            # it only compares deadlines: the timer table files it under its float value.
-            when = float(when)
-            first = self._timers_at.setdefault(when, timer)
+        except TypeError:  # an unhashable deadline: _file_timer deals with it
+            first = None
         if first is timer:
             _heappush(self._scheduled, when)
         else:
-            self._share_deadline(when, timer)
+            self._file_timer(when, timer)
         return timer
 
     def _timer_handle_cancelled(self, timer: Any) -> None:
@@ -642,12 +643,20 @@ class LoopCore(asyncio.AbstractEventLoop):
         sweeps (or pops) it, so a burst of cancellations costs one sweep at most."""
         self._timer_cancelled_count += 1
 
-    def _share_deadline(self, when: float, timer: TimerHandle) -> None:
-        """Add ``timer`` behind the timers already due at exactly ``when`` (rare with
-        ``call_later``, common with ``call_at``): they will run in the order scheduled."""
+    def _file_timer(self, when: Any, timer: TimerHandle) -> None:
+        """File ``timer`` the uncommon ways: behind the timers already due at exactly
+        ``when`` (rare with ``call_later``, common with ``call_at``; they run in the order
+        scheduled), or, for a deadline that cannot be hashed (a 0-d numpy array, say, which
+        asyncio accepts as it only compares deadlines), under its float value."""
+        try:
+            hash(when)
+        except TypeError:
+            when = float(when)
         timers_at = self._timers_at
-        entry = timers_at[when]
-        if entry.__class__ is list:
+        entry = timers_at.setdefault(when, timer)
+        if entry is timer:
+            _heappush(self._scheduled, when)
+        elif entry.__class__ is list:
             entry.append(timer)
         else:
             timers_at[when] = [entry, timer]
